@@ -1,0 +1,120 @@
+"""The ``hepml`` command line.
+
+Every heavy import (numpy, uproot, a framework) happens inside the subcommand that needs it,
+so ``hepml --help`` answers quickly. User mistakes surface as one line
+``error: <what>; <fix>`` and a non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import HepmlError
+
+app = typer.Typer(
+    name="hepml",
+    help="Train the same model in a NumPy core, PyTorch, Keras and XGBoost on ROOT data, and compare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Make, list and download datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="A ROOT file."),
+    tree: Optional[str] = typer.Option(None, "--tree", "-t", help="Only this tree."),
+    filter: Optional[str] = typer.Option(None, "--filter", "-f", help="Only branches matching this glob."),
+):
+    """List every tree with its entry count and every branch with its type (flat / jagged / nested)."""
+    from .data.root_io import inspect_file
+    from .display import print_inspection
+
+    print_inspection(inspect_file(file, tree=tree, branch_filter=filter))
+
+
+@app.command()
+def dataset(
+    task: str = typer.Argument(..., help="A task name under tasks/ or a path to a task YAML."),
+    max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+):
+    """Load a task into a Dataset and print its shapes, classes and splits."""
+    from .data import load_dataset
+    from .display import print_dataset
+
+    print_dataset(load_dataset(task, max_entries=max_entries))
+
+
+@data_app.command("generate")
+def data_generate(
+    name: str = typer.Argument(..., help="ttbar_vs_qcd, jet_flavour, top_tagging or particle_id."),
+    events: int = typer.Option(10_000, "--events", "-n", min=1, help="Number of events (tracks for particle_id)."),
+    seed: int = typer.Option(1, "--seed", "-s", help="Random seed: same seed and N give identical files."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output ROOT file (written atomically)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+):
+    """Generate a Monte Carlo sample for a physics task and write it as ROOT."""
+    from data_download.generators import generate
+
+    generate(name, events=events, seed=seed, out=out, workers=workers, progress=True)
+
+
+@data_app.command("list")
+def data_list():
+    """Show the public datasets hepml knows: size, licence, and whether downloaded and verified."""
+    from data_download.downloads import list_datasets
+    from .display import print_registry
+
+    print_registry(list_datasets())
+
+
+@data_app.command("download")
+def data_download_cmd(
+    name: str = typer.Argument(..., help="A dataset name from `hepml data list`."),
+    dest: Optional[Path] = typer.Option(None, "--dest", help="Folder to download into (default: $HEPML_DATA)."),
+):
+    """Download a public dataset: resumable, checksum-verified, renamed into place only when it matches."""
+    from data_download.downloads import download
+
+    path = download(name, dest=dest, progress=True)
+    typer.echo(str(path))
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Console entry point: run the app, turning HepmlError into one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    try:
+        app(args=argv, prog_name="hepml", standalone_mode=False)
+    except HepmlError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing partial was written", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # typer.Exit inside a command
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors come through here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -43,12 +43,26 @@ def inspect(
 def dataset(
     task: str = typer.Argument(..., help="A task name under tasks/ or a path to a task YAML."),
     max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also save the arrays to this .npz (atomically)."),
 ):
     """Load a task into a Dataset and print its shapes, classes and splits."""
     from .data import load_dataset
     from .display import print_dataset
 
-    print_dataset(load_dataset(task, max_entries=max_entries))
+    ds = load_dataset(task, max_entries=max_entries)
+    print_dataset(ds)
+    if out is not None:
+        ds.save(out)
+        typer.echo(f"saved {out}")
+
+
+@app.command()
+def tasks():
+    """List the task files hepml can find ($HEPML_TASKS, the repo's tasks/, ./tasks)."""
+    from .data.task_config import available_tasks
+
+    for name, path in available_tasks().items():
+        typer.echo(f"{name:20s} {path}")
 
 
 @data_app.command("generate")
@@ -87,32 +101,23 @@ def data_download_cmd(
 
 
 def main(argv: Optional[list] = None) -> int:
-    """Console entry point: run the app, turning HepmlError into one line on stderr."""
+    """Console entry point: run the app, turning HepmlError into one line on stderr.
+
+    Returns the exit status (usage errors: 2, user errors: 2, success: 0).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
     try:
-        app(args=argv, prog_name="hepml", standalone_mode=False)
+        app(args=argv, prog_name="hepml")  # standalone: usage errors print and raise SystemExit
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except HepmlError as exc:
         if debug:
             raise
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was written", file=sys.stderr)
-        return 130
-    except SystemExit as exc:  # typer.Exit inside a command
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors come through here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

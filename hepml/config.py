@@ -150,6 +150,8 @@ def validate(model: type[BaseModel], doc: YamlDocument, *, what: str = "config")
         msg = err["msg"].removeprefix("Value error, ")
         received = err.get("input")
         shown = f" (received {received!r})" if received is not None and not isinstance(received, (dict, list)) else ""
+        if not loc:
+            raise ConfigError(f"{where}: {msg}{more}", f"edit the {what}") from None
         raise ConfigError(f"{where}: {_loc_text(loc)}: {msg}{shown}{more}", f"fix '{_loc_text(loc)}' in the {what}") from None
 
 

@@ -95,6 +95,59 @@ class Dataset:
             raise DataError("this dataset has no split", "call make_split() or load it with load_dataset()")
         return self.subset(getattr(self.split, name))
 
+    def save(self, path) -> None:
+        """Write every array to one ``.npz`` (atomically; names and meta as JSON, no pickle)."""
+        import json
+
+        from ..atomic import atomic_path
+
+        arrays = {"X": self.X, "y": self.y, "weights": self.weights}
+        for k in self.sets:
+            arrays[f"set/{k}"], arrays[f"mask/{k}"] = self.sets[k], self.masks[k]
+        for k, v in self.spectators.items():
+            arrays[f"spectator/{k}"] = v
+        if self.event is not None:
+            arrays["event"] = self.event
+        if self.split is not None:
+            for k in ("train", "val", "test"):
+                arrays[f"split/{k}"] = getattr(self.split, k)
+        header = {
+            "task": self.task,
+            "feature_names": list(self.feature_names),
+            "class_names": list(self.class_names),
+            "set_feature_names": self.set_feature_names,
+            "meta": self.meta,
+        }
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "Dataset":
+        """Read a Dataset written by :meth:`save`."""
+        import json
+
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(z["header"].tobytes().decode())
+            get = lambda prefix: {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}  # noqa: E731
+            split = get("split/")
+            return cls(
+                X=z["X"],
+                y=z["y"],
+                weights=z["weights"],
+                feature_names=header["feature_names"],
+                class_names=header["class_names"],
+                sets=get("set/"),
+                masks=get("mask/"),
+                set_feature_names=header["set_feature_names"],
+                spectators=get("spectator/"),
+                event=z["event"] if "event" in z.files else None,
+                split=Split(**split) if split else None,
+                task=header["task"],
+                meta=header["meta"],
+            )
+
     @property
     def train(self) -> "Dataset":
         return self.part("train")

@@ -56,10 +56,10 @@ def open_file(path):
 
 
 def tree_names(file) -> list[str]:
-    """Every TTree/TNtuple in the file, at any depth, without cycle numbers."""
+    """Every TTree/TNtuple (and RNTuple, ROOT's new columnar format) in the file, at any depth."""
     names = []
     for key, cls in file.classnames(recursive=True).items():
-        if cls in ("TTree", "TNtuple", "TNtupleD"):
+        if cls in ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple"):
             name = key.rsplit(";", 1)[0]
             if name not in names:
                 names.append(name)
@@ -78,9 +78,31 @@ def get_tree(file, name: str, path=None):
     return file[name]
 
 
+def is_rntuple(tree) -> bool:
+    return "RNTuple" in type(tree).__name__
+
+
+def branch_names(tree) -> set[str]:
+    """All readable branch (TTree) or field (RNTuple, dotted for sub-fields) names."""
+    if is_rntuple(tree):
+        return set(tree.keys())
+    return set(tree.keys(recursive=True, full_paths=True)) | set(tree.keys(recursive=True, full_paths=False))
+
+
+def get_field(chunk, name: str):
+    """``chunk[name]``; for RNTuple sub-fields (``Jet.pt``) walk the record fields."""
+    try:
+        return chunk[name]
+    except Exception:
+        value = chunk
+        for part in name.split("."):
+            value = value[part]
+        return value
+
+
 def check_branches(tree, names, path=None) -> None:
     """Raise :class:`MissingKeyError` for the first of ``names`` that the tree lacks."""
-    available = set(tree.keys(recursive=True, full_paths=True)) | set(tree.keys(recursive=True, full_paths=False))
+    available = branch_names(tree)
     for name in names:
         if name not in available:
             where = f" in tree {tree.name!r}" + (f" of {path}" if path else "")
@@ -136,6 +158,10 @@ def inspect_file(path, *, tree: str | None = None, branch_filter: str | None = N
     for name in names:
         t = get_tree(file, name, path)
         info = TreeInfo(name=name, entries=int(t.num_entries))
+        if is_rntuple(t):
+            info.branches = [b for b in _rntuple_fields(t) if not branch_filter or fnmatch.fnmatch(b.name, branch_filter)]
+            infos.append(info)
+            continue
         for br in t.itervalues(recursive=True):
             if branch_filter and not fnmatch.fnmatch(br.name, branch_filter):
                 continue
@@ -146,3 +172,44 @@ def inspect_file(path, *, tree: str | None = None, branch_filter: str | None = N
             info.branches.append(BranchInfo(br.name, kind, str(br.typename)))
         infos.append(info)
     return FileInspection(path=str(path), size_bytes=Path(path).stat().st_size, trees=infos)
+
+
+def _rntuple_fields(ntuple) -> list[BranchInfo]:
+    """Fields of an RNTuple with their kind, from the awkward type of its (empty) first slice."""
+    import awkward as ak
+
+    sample = ntuple.arrays(entry_stop=min(1, ntuple.num_entries))
+    out = []
+
+    def walk(prefix, typ, depth):
+        inner = typ
+        while isinstance(inner, (ak.types.ListType, ak.types.RegularType, ak.types.OptionType)):
+            depth += not isinstance(inner, ak.types.OptionType)
+            inner = inner.content
+        if isinstance(inner, ak.types.RecordType):
+            for field, ftype in zip(inner.fields, inner.contents):
+                walk(f"{prefix}.{field}" if prefix else field, ftype, depth)
+            return
+        kind = {0: "flat", 1: "jagged"}.get(depth, "nested")
+        out.append(BranchInfo(prefix, kind, ("var * " * depth) + str(inner)))
+
+    walk("", sample.type.content, 0)
+    return out
+
+
+def write_tree(path, branches: dict, *, tree: str = "Events") -> None:
+    """Write ``branches`` as a TTree (not an RNTuple), atomically.
+
+    Flat NumPy arrays become flat branches; an awkward record array ``Jet`` of lists becomes
+    NanoAOD-style ``nJet`` + ``Jet_pt``, ``Jet_eta``...; a plain jagged array ``x`` gets a counter ``nx``.
+    (uproot 5.7 writes an RNTuple when a dict is assigned to a file key, so ``mktree`` is explicit here.)
+    """
+    import uproot
+
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with uproot.recreate(tmp) as f:
+            types = {k: (v.type.content if hasattr(v, "type") and hasattr(v.type, "content") else v.dtype) for k, v in branches.items()}
+            f.mktree(tree, types)
+            f[tree].extend(branches)

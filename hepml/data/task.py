@@ -140,7 +140,7 @@ class _Chunk:
 
     def column(self, value, what: str) -> np.ndarray:
         """One value per example: flatten per-object values, broadcast per-entry ones."""
-        if np.ndim(value) == 0 and not isinstance(value, ak.Array):
+        if not isinstance(value, ak.Array) and np.ndim(value) == 0:
             n = self.n_entries if self.counts is None else int(self.counts.sum())
             return np.full(n, value)
         if _is_record(value):
@@ -297,7 +297,7 @@ def iterate_chunks(task, *, max_entries=None, step_size=None):
     for class_index, sample_name, sample, path, tree_name in _iter_files(cfg):
         file = root_io.open_file(path)
         tree = root_io.get_tree(file, tree_name, path)
-        keys = set(tree.keys(recursive=True))
+        keys = root_io.branch_names(tree)
         plan = _Plan(cfg, keys, path)
         sample_info = None
         if sample is not None:
@@ -315,7 +315,7 @@ def iterate_chunks(task, *, max_entries=None, step_size=None):
         stop = min(max_entries, tree.num_entries) if max_entries else None
         wanted = set(branches)
         for raw in tree.iterate(filter_name=lambda n: n in wanted, step_size=step_size, entry_stop=stop, library="ak"):
-            arrays = {name: raw[name] for name in branches}
+            arrays = {name: root_io.get_field(raw, name) for name in branches}
             chunk = _process_chunk(plan, arrays, class_index=class_index, sample=sample_info, entry_offset=entry_offset)
             chunk["path"] = str(path)
             entry_offset += chunk["n_read"]

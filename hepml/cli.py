@@ -56,6 +56,52 @@ def dataset(
         typer.echo(f"saved {out}")
 
 
+def _parse_sets(items) -> dict:
+    """``--set train.epochs=3 --set model.hidden=[32,32]`` → nested overrides (values parsed as YAML)."""
+    import yaml
+
+    from .errors import ConfigError
+
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set train.epochs=3")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def train(
+    task: str = typer.Argument(..., help="A task name under tasks/ or a path to a task YAML."),
+    framework: str = typer.Option("core", "--framework", "-f", help="core, torch, keras or xgboost."),
+    model: str = typer.Option("mlp", "--model", "-m", help="A model under configs/models (mlp, deepsets, transformer, bdt) or a YAML path."),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (torch and keras)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/TASK/FRAMEWORK-MODEL)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a model-file key, e.g. --set train.epochs=3."),
+    max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+):
+    """Train one framework x model on a task; writes the model, predictions, history.csv and run.json."""
+    from .data.task_config import load_task
+    from .train import print_summary
+    from .train import train as run_training
+
+    cfg = load_task(task)
+    if out is None:
+        out = Path("runs") / cfg.name / f"{framework}-{Path(model).stem}"
+    result = run_training(
+        cfg, framework, model, overrides=_parse_sets(set_), device=device, precision=precision, out=out, resume=resume,
+        progress=True, max_entries=max_entries,
+    )
+    print_summary(result)
+
+
 @app.command()
 def tasks():
     """List the task files hepml can find ($HEPML_TASKS, the repo's tasks/, ./tasks)."""

@@ -140,13 +140,18 @@ class Adapter(ABC):
         """Build the model for ``n_features`` inputs (per object for set models) and ``n_classes``."""
         from ..models.spec import TrainSpec
 
+        cls.check_kind(spec)
+        self = cls(spec, train or TrainSpec(), n_features=n_features, n_classes=n_classes, device=device, precision=precision)
+        self._build()
+        return self
+
+    @classmethod
+    def check_kind(cls, spec) -> None:
+        """FrameworkError unless this framework builds ``spec.kind`` (checked before any data is read)."""
         if spec.kind not in cls.kinds:
             raise FrameworkError(
                 f"framework {cls.name!r} cannot build model {spec.kind!r}", f"{cls.name} builds: {', '.join(cls.kinds)}"
             )
-        self = cls(spec, train or TrainSpec(), n_features=n_features, n_classes=n_classes, device=device, precision=precision)
-        self._build()
-        return self
 
     @abstractmethod
     def _build(self) -> None:

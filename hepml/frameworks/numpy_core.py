@@ -1,0 +1,170 @@
+"""The NumPy core behind the adapter shape: MLP and DeepSets from :mod:`hepml.core.mlp`, and the
+core GBDT from :mod:`hepml.core.gradient_boosting`.
+
+The core is the reference the other frameworks are checked against: same initial weights, same
+batches, the optimiser update rules of ``torch.optim`` written out in :mod:`hepml.core.optimizers`.
+On ``--device cuda`` it runs on CuPy (when installed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FrameworkError
+from .base import Adapter, Batch
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the global L2 norm (torch's rule)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = float(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads) ** 0.5)
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for p in params:
+        if p.grad is not None:
+            p.grad = p.grad * coef
+    return total
+
+
+class CoreAdapter(Adapter):
+    name = "core"
+    kinds = ("mlp", "deepsets", "bdt")
+
+    def _build(self) -> None:
+        from ..models import initial_weights
+
+        spec, t = self.spec, self.train
+        if self.precision != "fp32":
+            raise FrameworkError(f"the NumPy core has no mixed precision (received {self.precision!r})", "use --precision fp32 with core")
+        if spec.kind == "bdt":
+            self.iterative = False
+            self.model = self._make_gbdt()
+            return
+        if spec.kind == "mlp" and spec.batch_norm:
+            raise FrameworkError("batch_norm is not part of the NumPy core MLP", "set batch_norm: false, or use torch/keras")
+        from ..core.mlp import MLP, DeepSets
+
+        common = dict(
+            activation=spec.activation, dropout=spec.dropout, init=spec.init, optimizer=t.optimizer, learning_rate=t.learning_rate,
+            momentum=t.momentum if t.optimizer == "sgd" else 0.9, nesterov=t.nesterov, beta_1=t.beta1, beta_2=t.beta2,
+            epsilon=t.epsilon, weight_decay=t.weight_decay, batch_size=t.batch_size, epochs=t.epochs, seed=t.seed,
+            dtype=t.dtype, device="gpu" if self.device.startswith("cuda") else "cpu",
+        )
+        if spec.kind == "mlp":
+            self.model = MLP(hidden_sizes=tuple(spec.hidden), **common)
+            X = np.zeros((self.n_classes, self.n_features))
+        else:
+            self.model = DeepSets(phi_sizes=tuple(spec.phi), f_sizes=tuple(spec.f), pool=spec.pool, **common)
+            X = np.ones((self.n_classes, 1, self.n_features))
+        self.model.build(X, np.arange(self.n_classes))
+        self.model.set_weights(initial_weights(spec, self.n_features, self.n_classes, seed=t.seed, dtype=t.dtype))
+
+    def _make_gbdt(self):
+        from ..core.gradient_boosting import GradientBoostingClassifier
+
+        s = self.spec
+        return GradientBoostingClassifier(
+            n_estimators=s.n_estimators, max_depth=s.max_depth, learning_rate=s.learning_rate, reg_lambda=s.reg_lambda,
+            gamma=s.gamma, min_child_weight=s.min_child_weight, subsample=s.subsample, max_bin=s.max_bin,
+            tree_method=s.tree_method, seed=self.train.seed,
+        )
+
+    def _inputs(self, batch: Batch):
+        return (batch.X, None) if batch.set is None else (batch.set, batch.mask)
+
+    # -- weights and optimiser ---------------------------------------------------------------------
+    def get_weights(self) -> dict:
+        if self.spec.kind == "bdt":
+            return super().get_weights()
+        return {k: np.array(v) for k, v in self.model.get_weights().items()}
+
+    def set_weights(self, weights: dict) -> None:
+        if self.spec.kind == "bdt":
+            return super().set_weights(weights)
+        self.model.set_weights(weights)
+
+    def set_learning_rate(self, lr: float) -> None:
+        if self.spec.kind != "bdt":
+            self.model.optimizer_.lr = lr
+
+    def optimizer_state(self) -> dict:
+        if self.spec.kind == "bdt":
+            return {}
+        state = self.model.optimizer_.state_dict()
+        out = {"t": np.asarray(state["t"])}
+        for i, s in enumerate(state["state"]):
+            for k, v in s.items():
+                out[f"{i}/{k}"] = np.asarray(v)
+        return out
+
+    def load_optimizer_state(self, state: dict) -> None:
+        if self.spec.kind == "bdt" or not state:
+            return
+        per = [{} for _ in self.model.optimizer_.params]
+        for key, v in state.items():
+            if key != "t":
+                i, k = key.split("/", 1)
+                per[int(i)][k] = v
+        self.model.optimizer_.load_state_dict({"t": int(state["t"]), "state": per})
+
+    # -- training ------------------------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> float:
+        """Forward, Q = Σ w L / Σ w, chain rule backwards, (clip), optimiser step; returns Q."""
+        m = self.model
+        X, mask = self._inputs(batch)
+        m.network_.train()
+        m.optimizer_.zero_grad()
+        loss = m.loss_(m._forward(X, mask), m.xp_.asarray(m._encode_y(batch.y)), batch.w)
+        loss.backward()
+        if self.train.clip_grad_norm is not None:
+            clip_grad_norm(m.optimizer_.params, self.train.clip_grad_norm)
+        m.optimizer_.step()
+        return float(loss.data)
+
+    def fit_full(self, train: Batch, val: Batch | None = None) -> dict:
+        eval_set = None if val is None else (val.X, val.y, val.w)
+        self.model.fit(train.X, train.y, sample_weight=train.w, eval_set=eval_set)
+        return {k: list(v) for k, v in getattr(self.model, "evals_result_", {}).items()}
+
+    # -- inference -----------------------------------------------------------------------------------
+    def predict_proba(self, batch: Batch) -> np.ndarray:
+        X, mask = self._inputs(batch)
+        if self.spec.kind == "bdt":
+            return self.model.predict_proba(X)
+        return self.model.predict_proba(X, mask=mask)
+
+    # -- files -----------------------------------------------------------------------------------------
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        if self.spec.kind == "bdt":
+            (folder / "gbdt.json").write_text(json.dumps(self.model.to_dict()))
+            return
+        with open(folder / "weights.npz", "wb") as fh:
+            np.savez(fh, **self.get_weights())
+
+    def load(self, folder) -> None:
+        folder = Path(folder)
+        if self.spec.kind == "bdt":
+            from ..core.gradient_boosting import GradientBoostingClassifier
+
+            self.model = GradientBoostingClassifier.from_dict(json.loads((folder / "gbdt.json").read_text()))
+            return
+        with np.load(folder / "weights.npz", allow_pickle=False) as z:
+            self.set_weights({k: z[k] for k in z.files})
+
+    def export_onnx(self, path) -> None:
+        from .. import onnx_export
+
+        if self.spec.kind == "mlp":
+            onnx_export.mlp_to_onnx(self.get_weights(), self.spec, self.n_classes, path)
+        elif self.spec.kind == "deepsets":
+            onnx_export.deepsets_to_onnx(self.get_weights(), self.spec, self.n_classes, path)
+        else:
+            onnx_export.trees_to_onnx(self.model.trees_description(), self.n_features, self.n_classes, path)
+
+
+ADAPTER = CoreAdapter

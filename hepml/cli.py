@@ -103,6 +103,26 @@ def train(
 
 
 @app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where the demo writes its run."),
+):
+    """The main job on the embedded default data: inspect the shared CMS file and train on it."""
+    from .data.task_config import load_task
+    from .train import print_summary
+    from .train import train as run_training
+
+    cfg = load_task("dimuon_charge")
+    files = [Path(cfg.base_dir) / f for f in cfg.files if isinstance(f, str)]
+    inspect(files[0], tree=None, filter=None)
+    target = out / "dimuon_charge-core-mlp"
+    if (target / "run.json").exists():
+        typer.echo(f"demo already ran: {target / 'run.json'} (delete {out} to run it again)")
+        return
+    result = run_training(cfg, "core", "mlp", out=target, resume=(target / "checkpoint.npz").exists(), progress=True)
+    print_summary(result)
+
+
+@app.command()
 def tasks():
     """List the task files hepml can find ($HEPML_TASKS, the repo's tasks/, ./tasks)."""
     from .data.task_config import available_tasks

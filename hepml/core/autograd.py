@@ -91,6 +91,8 @@ class Tensor:
     requires_grad : bool
         Whether ``backward()`` should compute ``.grad`` for this node. Inputs such as a
         batch of examples use ``False`` so that no work is spent on ∂Q/∂x.
+
+    ``.grad`` is None until a ``backward()`` reaches the node; ``zero_grad()`` resets it.
     """
 
     __array_ufunc__ = None  # make ``ndarray + Tensor`` call Tensor.__radd__, not a ufunc

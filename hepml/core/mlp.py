@@ -57,7 +57,9 @@ class MLPNet(Module):
         while f"{prefix}dense_{n_layers}/kernel" in weights:
             n_layers += 1
         if n_layers == 0:
-            raise ConfigError(f"no '{prefix}dense_0/kernel' among the weights {sorted(weights)}", "draw them with hepml.core.init")
+            raise ConfigError(
+                f"no '{prefix}dense_0/kernel' among the weights {sorted(weights)}", "draw them with hepml.core.init"
+            )
         self.prefix = prefix
         self.dense = []
         layers = []
@@ -100,8 +102,9 @@ class DeepSetsNet(Module):
         if pool not in ("sum", "mean"):
             raise ConfigError(f"unknown pool={pool!r}", "use pool='sum' or pool='mean'")
         self.pool = pool
-        self.phi = MLPNet(weights, prefix="phi/", activation=activation, final_activation=True, dropout=dropout, rng=rng, dtype=dtype, xp=xp)
-        self.f = MLPNet(weights, prefix="f/", activation=activation, dropout=dropout, rng=rng, dtype=dtype, xp=xp)
+        common = {"activation": activation, "dropout": dropout, "rng": rng, "dtype": dtype, "xp": xp}
+        self.phi = MLPNet(weights, prefix="phi/", final_activation=True, **common)
+        self.f = MLPNet(weights, prefix="f/", **common)
 
     def _children(self):
         return [("phi", self.phi), ("f", self.f)]
@@ -116,7 +119,10 @@ class DeepSetsNet(Module):
         return self.f(pooled)
 
     def __repr__(self) -> str:
-        return f"DeepSetsNet(\n  phi={self.phi!r},\n  pool={self.pool!r},\n  f={self.f!r}\n)"
+        def indent(r):
+            return r.replace("\n", "\n  ")
+
+        return f"DeepSetsNet(\n  (phi): {indent(repr(self.phi))}\n  (pool): {self.pool}\n  (f): {indent(repr(self.f))}\n)"
 
 
 # ============================================================================= estimators
@@ -184,7 +190,9 @@ class _NetworkEstimator:
 
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not (isinstance(v, type(defaults[k])) and v == defaults[k])]
+        changed = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not (isinstance(v, type(defaults[k])) and v == defaults[k])
+        ]
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def _validate_params(self):
@@ -207,7 +215,10 @@ class _NetworkEstimator:
         if self._input_ndim == 3:
             mask = np.any(X != 0, axis=-1) if mask is None else np.asarray(to_numpy(mask))
             if mask.shape != X.shape[:2]:
-                raise DataError(f"mask has shape {mask.shape}, X has (n_examples, n_objects) = {X.shape[:2]}", "pass one mask entry per object slot")
+                raise DataError(
+                    f"mask has shape {mask.shape}, X has (n_examples, n_objects) = {X.shape[:2]}",
+                    "pass one mask entry per object slot",
+                )
             mask = mask.astype(self.dtype)
         return X, mask
 
@@ -215,12 +226,18 @@ class _NetworkEstimator:
         y = np.asarray(to_numpy(y))
         if y.shape[0] != n:
             raise DataError(f"y has {y.shape[0]} entries for {n} examples", "pass one target per example")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError(f"y contains {int((~np.isfinite(y)).sum())} NaN/inf values", "fill or drop them before training")
         if sample_weight is not None:
             sample_weight = np.asarray(to_numpy(sample_weight), dtype=np.float64).reshape(-1)
             if sample_weight.shape[0] != n:
                 raise DataError(f"sample_weight has {sample_weight.shape[0]} entries for {n} examples", "pass one weight per example")
-            if not (np.isfinite(sample_weight).all() and (sample_weight >= 0).all()):
-                raise DataError("sample_weight has negative or non-finite values", "use finite weights >= 0")
+            if not (np.isfinite(sample_weight).all() and (sample_weight >= 0).all() and sample_weight.sum() > 0):
+                raise DataError(
+                    f"sample_weight must be finite and >= 0 with a positive sum; received min={sample_weight.min()}, "
+                    f"sum={sample_weight.sum()}",
+                    "check the event weights",
+                )
         return y, sample_weight
 
     def _encode_y(self, y):
@@ -233,7 +250,10 @@ class _NetworkEstimator:
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         unknown = self.classes_[idx] != y
         if unknown.any():
-            raise DataError(f"label {y[unknown][0]!r} is not one of the classes {self.classes_.tolist()}", "use the labels seen in fit/build")
+            raise DataError(
+                f"label {y[unknown][0].item()!r} is not one of the classes {self.classes_.tolist()}",
+                "use the labels seen in fit/build",
+            )
         return idx.astype(self.dtype).reshape(-1, 1) if len(self.classes_) == 2 else idx
 
     # -- building and training ------------------------------------------------------------
@@ -249,7 +269,10 @@ class _NetworkEstimator:
         if self.task == "classification":
             self.classes_ = np.unique(y)
             if len(self.classes_) < 2:
-                raise DataError(f"classification needs at least two classes; y has only {self.classes_.tolist()}", "check the labels or the selection")
+                raise DataError(
+                    f"classification needs at least two classes; y has only {self.classes_.tolist()}",
+                    "check the labels or the selection",
+                )
             n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
             self.loss_ = losses.binary_cross_entropy if n_outputs == 1 else losses.cross_entropy
         else:
@@ -268,8 +291,10 @@ class _NetworkEstimator:
     def _make_optimizer(self):
         params = self.network_.parameters()
         if self.optimizer == "sgd":
-            return make_optimizer("sgd", params, lr=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
-        return make_optimizer(self.optimizer, params, lr=self.learning_rate, betas=(self.beta_1, self.beta_2), eps=self.epsilon, weight_decay=self.weight_decay)
+            extra = {"momentum": self.momentum, "nesterov": self.nesterov}
+        else:
+            extra = {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
+        return make_optimizer(self.optimizer, params, lr=self.learning_rate, weight_decay=self.weight_decay, **extra)
 
     def _check_built(self):
         if not hasattr(self, "network_"):
@@ -309,7 +334,8 @@ class _NetworkEstimator:
         sample_weight : ndarray of shape (n_examples,), optional
         mask : ndarray of shape (n_examples, n_objects), optional (DeepSets: 1 = real object;
             default: objects with any non-zero feature)
-        validation_data : tuple (X_val, y_val[, w_val]) — its loss goes to ``history_["val_loss"]``
+        validation_data : tuple (X_val, y_val[, w_val[, mask_val]]) — its loss per epoch goes
+            to ``history_["val_loss"]``
 
         ``history_["loss"]`` holds, per epoch, the weighted mean of the batch losses (each
         batch weighted by its Σw), i.e. Q over the epoch's examples as the weights saw them.
@@ -333,7 +359,9 @@ class _NetworkEstimator:
                 weight += w[idx].sum()
             self.history_["loss"].append(total / weight)
             if validation_data is not None:
-                self.history_["val_loss"].append(self.evaluate_loss(*validation_data))
+                X_val, y_val, *rest = validation_data
+                w_val, mask_val = (list(rest) + [None, None])[:2]
+                self.history_["val_loss"].append(self.evaluate_loss(X_val, y_val, w_val, mask=mask_val))
             if self.verbose:
                 print(f"epoch {epoch + 1}/{self.epochs}: loss {self.history_['loss'][-1]:.6g}")
         return self
@@ -355,7 +383,9 @@ class _NetworkEstimator:
         """Class probabilities, shape (n_examples, n_classes), columns in ``classes_`` order."""
         self._check_built()
         if self.task != "classification":
-            raise ConfigError(f"predict_proba is for classification; this {type(self).__name__} has task='regression'", "use predict")
+            raise ConfigError(
+                f"predict_proba is for classification; this {type(self).__name__} has task='regression'", "use predict"
+            )
         z = self.decision_function(X, mask=mask)
         if len(self.classes_) == 2:
             p = to_numpy(Tensor(z, requires_grad=False).sigmoid().data)
@@ -364,7 +394,8 @@ class _NetworkEstimator:
 
     def predict(self, X, *, mask=None) -> np.ndarray:
         """Predicted class labels (classification) or outputs (regression)."""
-        if getattr(self, "task", None) == "classification":
+        self._check_built()
+        if self.task == "classification":
             return self.classes_[np.argmax(self.predict_proba(X, mask=mask), axis=1)]
         return self.decision_function(X, mask=mask)
 
@@ -417,10 +448,15 @@ class MLP(_NetworkEstimator):
         self.dtype, self.device, self.verbose = dtype, device, verbose
 
     def _init_weights(self, n_features, n_outputs):
-        return init_mlp_weights(n_features, tuple(self.hidden_sizes), n_outputs, seed=self.seed, activation=self.activation, init=self.init, dtype=self.dtype)
+        return init_mlp_weights(
+            n_features, tuple(self.hidden_sizes), n_outputs,
+            seed=self.seed, activation=self.activation, init=self.init, dtype=self.dtype,
+        )  # fmt: skip
 
     def _make_network(self, weights):
-        return MLPNet(weights, activation=self.activation, dropout=self.dropout, rng=self._dropout_rng, dtype=self.dtype, xp=self.xp_)
+        return MLPNet(
+            weights, activation=self.activation, dropout=self.dropout, rng=self._dropout_rng, dtype=self.dtype, xp=self.xp_
+        )
 
 
 class DeepSets(_NetworkEstimator):
@@ -449,4 +485,7 @@ class DeepSets(_NetworkEstimator):
                                      activation=self.activation, init=self.init, dtype=self.dtype)
 
     def _make_network(self, weights):
-        return DeepSetsNet(weights, activation=self.activation, pool=self.pool, dropout=self.dropout, rng=self._dropout_rng, dtype=self.dtype, xp=self.xp_)
+        return DeepSetsNet(
+            weights, activation=self.activation, pool=self.pool, dropout=self.dropout,
+            rng=self._dropout_rng, dtype=self.dtype, xp=self.xp_,
+        )  # fmt: skip

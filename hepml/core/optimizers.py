@@ -58,7 +58,9 @@ class Optimizer:
                 "load the state saved with this model",
             )
         self.t = int(state["t"])
-        self.state = [{k: p.xp.asarray(v, dtype=p.dtype).copy() for k, v in s.items()} for p, s in zip(self.params, state["state"])]
+        self.state = [
+            {k: p.xp.asarray(v, dtype=p.dtype).copy() for k, v in s.items()} for p, s in zip(self.params, state["state"])
+        ]
 
 
 class SGD(Optimizer):
@@ -73,12 +75,22 @@ class SGD(Optimizer):
         θ ← θ − η g
     """
 
-    def __init__(self, params, lr: float = 1e-2, *, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        *,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params)
         _check("lr", lr, lr > 0, "use a positive learning rate, e.g. lr=0.01", "SGD")
         _check("momentum", momentum, 0 <= momentum < 1, "use 0 <= momentum < 1, e.g. 0.9", "SGD")
         _check("weight_decay", weight_decay, weight_decay >= 0, "use weight_decay >= 0", "SGD")
-        _check("nesterov", nesterov, not nesterov or (momentum > 0 and dampening == 0), "Nesterov needs momentum > 0 and dampening=0", "SGD")
+        nesterov_ok = not nesterov or (momentum > 0 and dampening == 0)
+        _check("nesterov", nesterov, nesterov_ok, "Nesterov needs momentum > 0 and dampening=0", "SGD")
         self.lr, self.momentum, self.dampening, self.nesterov, self.weight_decay = lr, momentum, dampening, nesterov, weight_decay
 
     def _update(self, theta, g, state):
@@ -169,8 +181,20 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, *, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, eps_convention: str = "torch"):
-        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, eps_convention=eps_convention)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        *,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        eps_convention: str = "torch",
+    ):
+        super().__init__(
+            params, lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, eps_convention=eps_convention
+        )
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -102,6 +102,47 @@ def train(
     print_summary(result)
 
 
+def _csv(text: Optional[str]):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@app.command()
+def compare(
+    task: str = typer.Argument(..., help="A task name or YAML path, or a run preset name from configs/runs/."),
+    frameworks: Optional[str] = typer.Option(None, "--frameworks", help="Comma-separated, default core,torch,keras,xgboost."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names, default mlp,bdt."),
+    kfold: Optional[int] = typer.Option(None, "--kfold", help="Also run K-fold cross-validation (folds by event number)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="auto, cpu, cuda, cuda:N."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default runs/compare-TASK)."),
+    fc: Optional[float] = typer.Option(None, "--fc", help="f_c of the b-tagging discriminant (default 0.1, as GN2)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Method label for ratio panels, e.g. 'torch mlp'."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override for every model, e.g. --set train.epochs=3."),
+    max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+):
+    """Train every framework x model on a task and write one comparison report (HTML, PNG, JSON, ROOT)."""
+    from .compare import DEFAULT_FC, load_preset, preset_exists, print_summary_table
+    from .compare import compare as run_compare
+
+    preset = load_preset(task) if preset_exists(task) or task.endswith((".yaml", ".yml")) and "runs" in task else {}
+    opts = {
+        "frameworks": _csv(frameworks) or preset.get("frameworks") or ["core", "torch", "keras", "xgboost"],
+        "models": _csv(models) or preset.get("models") or ["mlp", "bdt"],
+        "kfold": kfold if kfold is not None else preset.get("kfold"),
+        "device": device or preset.get("device", "auto"),
+        "fc": fc if fc is not None else preset.get("fc", DEFAULT_FC),
+        "reference": reference or preset.get("reference"),
+        "max_entries": max_entries if max_entries is not None else preset.get("max_entries"),
+    }
+    overrides = dict(preset.get("overrides") or {})
+    extra = _parse_sets(set_)
+    if extra:
+        from .models.spec import _merge
+
+        overrides = {m: _merge(overrides.get(m, {}), extra) for m in opts["models"]}
+    summary = run_compare(preset.get("task", task), out=out, overrides=overrides, progress=True, **opts)
+    print_summary_table(summary)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where the demo writes its run."),

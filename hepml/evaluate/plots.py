@@ -172,7 +172,8 @@ def rejection_vs_efficiency(effs, curves: dict, path, *, background: str, refere
     fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(7.5, 7))
     for label, rej in curves.items():
         ax.plot(effs, rej, label=label)
-        ratio = np.asarray(rej) / np.asarray(curves[reference])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.asarray(rej) / np.asarray(curves[reference])
         rax.plot(effs, ratio)
     ax.set_yscale("log")
     ax.set(ylabel=f"{background}-jet rejection")

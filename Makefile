@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hepml-installed
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench browser
 
 venv: $(STAMP)
 
@@ -21,8 +21,15 @@ $(STAMP): requirements/cpu.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hepml demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# Headless Chromium for the report-rendering test, from the system packages when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (apt) for the report test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    echo "warning: could not install chromium; the browser test will say so"; }
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

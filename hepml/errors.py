@@ -41,6 +41,10 @@ class ExpressionError(HepmlError):
     """A selection or derived-feature expression cannot be parsed or evaluated safely."""
 
 
+class OutputFileError(HepmlError):
+    """An output cannot be written (folder not writable, path is a folder...)."""
+
+
 class DataError(HepmlError):
     """The data themselves are unusable: empty selection, missing class, NaN/inf values."""
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hepml.errors import ConfigError, FrameworkError, HepmlError, OutputFileError
+from hepml.errors import ConfigError, FrameworkError, OutputFileError
 
 __all__ = ["GENERATORS", "MAX_SEED", "OutputFileError", "chunk_plan", "describe", "generate", "load"]
 

@@ -67,11 +67,30 @@ class CoreAdapter(Adapter):
         from ..core.gradient_boosting import GradientBoostingClassifier
 
         s = self.spec
+        if s.early_stopping_rounds is not None:
+            raise FrameworkError("early_stopping_rounds is not implemented by the core GBDT", "remove it, or use xgboost")
         return GradientBoostingClassifier(
             n_estimators=s.n_estimators, max_depth=s.max_depth, learning_rate=s.learning_rate, reg_lambda=s.reg_lambda,
             gamma=s.gamma, min_child_weight=s.min_child_weight, subsample=s.subsample, max_bin=s.max_bin,
-            tree_method=s.tree_method, seed=self.train.seed,
+            tree_method=s.tree_method, base_score=s.base_score, seed=self.train.seed,
         )
+
+    def _staged_loss(self, batch: Batch) -> list:
+        """Weighted cross-entropy after each boosting round (the BDT's training curve)."""
+        from ..core.gradient_boosting import sigmoid, softmax
+
+        m = self.model
+        X = np.asarray(batch.X, dtype=np.float32)
+        margin = np.broadcast_to(m.base_margin_, (len(X), m.n_groups_)).astype(np.float32).copy()
+        out = []
+        rows = np.arange(len(X))
+        for i, tree in enumerate(m.trees_):
+            margin[:, i % m.n_groups_] += tree.value[tree.apply(X, strict=True), 0]
+            if (i + 1) % m.n_groups_ == 0:
+                p = np.column_stack([1 - sigmoid(margin[:, 0]), sigmoid(margin[:, 0])]) if m.n_groups_ == 1 else softmax(margin)
+                nll = -np.log(np.clip(p[rows, batch.y].astype(np.float64), 1e-12, 1))
+                out.append(float(np.sum(batch.w * nll) / np.sum(batch.w)))
+        return out
 
     def _inputs(self, batch: Batch):
         return (batch.X, None) if batch.set is None else (batch.set, batch.mask)
@@ -126,9 +145,16 @@ class CoreAdapter(Adapter):
         return float(loss.data)
 
     def fit_full(self, train: Batch, val: Batch | None = None) -> dict:
-        eval_set = None if val is None else (val.X, val.y, val.w)
-        self.model.fit(train.X, train.y, sample_weight=train.w, eval_set=eval_set)
-        return {k: list(v) for k, v in getattr(self.model, "evals_result_", {}).items()}
+        """Boost on the whole training set; the history is the loss after every round."""
+        if len(np.unique(train.y)) != self.n_classes:
+            from ..errors import DataError
+
+            raise DataError(f"the training split holds {len(np.unique(train.y))} of {self.n_classes} classes", "add data or change the split")
+        self.model.fit(train.X, train.y, sample_weight=train.w)
+        history = {"loss": self._staged_loss(train)}
+        if val is not None and len(val):
+            history["val_loss"] = self._staged_loss(val)
+        return history
 
     # -- inference -----------------------------------------------------------------------------------
     def predict_proba(self, batch: Batch) -> np.ndarray:
@@ -141,7 +167,7 @@ class CoreAdapter(Adapter):
     def save(self, folder) -> None:
         folder = Path(folder)
         if self.spec.kind == "bdt":
-            (folder / "gbdt.json").write_text(json.dumps(self.model.to_dict()))
+            self._save_gbdt(folder)
             return
         with open(folder / "weights.npz", "wb") as fh:
             np.savez(fh, **self.get_weights())
@@ -149,12 +175,41 @@ class CoreAdapter(Adapter):
     def load(self, folder) -> None:
         folder = Path(folder)
         if self.spec.kind == "bdt":
-            from ..core.gradient_boosting import GradientBoostingClassifier
-
-            self.model = GradientBoostingClassifier.from_dict(json.loads((folder / "gbdt.json").read_text()))
+            self._load_gbdt(folder)
             return
         with np.load(folder / "weights.npz", allow_pickle=False) as z:
             self.set_weights({k: z[k] for k in z.files})
+
+    _TREE_FIELDS = ("children_left", "children_right", "feature", "threshold", "value", "loss_changes", "sum_hessian", "base_weights")
+
+    def _save_gbdt(self, folder: Path) -> None:
+        """Trees as arrays in ``gbdt.npz`` and the fitted state in ``gbdt.json`` (no pickle)."""
+        m = self.model
+        arrays = {f"{i}/{k}": np.asarray(getattr(t, k)) for i, t in enumerate(m.trees_) for k in self._TREE_FIELDS}
+        with open(folder / "gbdt.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+        state = {
+            "n_trees": len(m.trees_), "classes": np.asarray(m.classes_).tolist(), "base_margin": m.base_margin_.tolist(),
+            "n_groups": m.n_groups_, "objective": m.objective_, "n_features_in": m.n_features_in_,
+        }
+        (folder / "gbdt.json").write_text(json.dumps(state))
+
+    def _load_gbdt(self, folder: Path) -> None:
+        from ..core.gradient_boosting import BoostedTree
+
+        state = json.loads((folder / "gbdt.json").read_text())
+        m = self.model
+        with np.load(folder / "gbdt.npz", allow_pickle=False) as z:
+            m.trees_ = [BoostedTree(**{k: z[f"{i}/{k}"] for k in self._TREE_FIELDS}) for i in range(state["n_trees"])]
+        m.classes_, m.base_margin_ = np.asarray(state["classes"]), np.asarray(state["base_margin"], dtype=np.float32)
+        m.n_groups_, m.objective_, m.n_features_in_ = state["n_groups"], state["objective"], state["n_features_in"]
+
+    def trees_description(self) -> list:
+        """The trees in the framework-neutral form of :func:`hepml.onnx_export.check_trees`."""
+        return [
+            {"feature": t.feature, "threshold": t.threshold, "left": t.children_left, "right": t.children_right, "value": t.value[:, 0]}
+            for t in self.model.trees_
+        ]
 
     def export_onnx(self, path) -> None:
         from .. import onnx_export
@@ -164,7 +219,7 @@ class CoreAdapter(Adapter):
         elif self.spec.kind == "deepsets":
             onnx_export.deepsets_to_onnx(self.get_weights(), self.spec, self.n_classes, path)
         else:
-            onnx_export.trees_to_onnx(self.model.trees_description(), self.n_features, self.n_classes, path)
+            onnx_export.trees_to_onnx(self.trees_description(), self.n_features, self.n_classes, self.model.base_margin_, path)
 
 
 ADAPTER = CoreAdapter

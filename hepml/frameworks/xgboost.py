@@ -186,13 +186,52 @@ class XGBoostAdapter(Adapter):
         dtrain = self._matrix(train, "training")
         evals = [(dtrain, "train")] + ([(self._matrix(val, "validation"), "val")] if val is not None else [])
         record: dict = {}
+        params = self.params()
+        if self.spec.base_score is None and self.n_classes == 2:
+            # the same starting point as the core GBDT: the weighted fraction of the second class
+            params["base_score"] = float(np.sum(train.w * (train.y == 1)) / np.sum(train.w))
+        booster = xgboost.train(
+            params, dtrain, num_boost_round=self.spec.n_estimators, evals=evals, evals_result=record,
+            early_stopping_rounds=rounds, verbose_eval=False,
+        )
+        metric = self.params()["eval_metric"]
+        self.history_ = {"loss": [float(v) for v in record["train"][metric]]}
+        if val is not None:
+            self.history_["val_loss"] = [float(v) for v in record["val"][metric]]
+        best = booster.num_boosted_rounds() - 1
+        if rounds:
+            best = int(booster.best_iteration)
+            booster = booster[: best + 1]
+        self.booster_, self.best_iteration_ = booster, best
+        return self.history_
+
+    def fit_iter(self, train_iter, val_iter=None) -> dict:
+        """Boost from ``xgboost.DataIter`` objects: the data arrive chunk by chunk (streaming).
+
+        The training chunks go into a ``QuantileDMatrix``: XGBoost sketches the quantiles in one pass
+        over the iterator and bins the values in a second, keeping only the bins (one byte per value for
+        ``max_bin`` ≤ 256, a quarter of float32), never the chunks. Validation data reuse the training
+        bins (``ref``). Needs ``tree_method: hist`` (``exact`` sorts all raw values). Returns the history
+        as :meth:`fit_full` does.
+        """
+        if self.spec.tree_method != "hist":
+            raise ConfigError(f"training from a data iterator needs tree_method 'hist'; the model has {self.spec.tree_method!r}", "set tree_method: hist in the BDT model file")
+        rounds = self.spec.early_stopping_rounds
+        if rounds and val_iter is None:
+            raise ConfigError(f"early_stopping_rounds={rounds} needs a validation set, and none was given", "give the run a validation split or remove early_stopping_rounds")
+        nthread = self.params()["nthread"]
+        dtrain = xgboost.QuantileDMatrix(train_iter, max_bin=self.spec.max_bin, nthread=nthread)
+        evals = [(dtrain, "train")]
+        if val_iter is not None:
+            evals.append((xgboost.QuantileDMatrix(val_iter, max_bin=self.spec.max_bin, nthread=nthread, ref=dtrain), "val"))
+        record: dict = {}
         booster = xgboost.train(
             self.params(), dtrain, num_boost_round=self.spec.n_estimators, evals=evals, evals_result=record,
             early_stopping_rounds=rounds, verbose_eval=False,
         )
         metric = self.params()["eval_metric"]
         self.history_ = {"loss": [float(v) for v in record["train"][metric]]}
-        if val is not None:
+        if val_iter is not None:
             self.history_["val_loss"] = [float(v) for v in record["val"][metric]]
         best = booster.num_boosted_rounds() - 1
         if rounds:

@@ -86,6 +86,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a model-file key, e.g. --set train.epochs=3."),
     max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+    streaming: bool = typer.Option(False, "--streaming", help="Read the files chunk by chunk (larger than memory): event-hash split, shuffle buffer."),
+    chunk_size: Optional[str] = typer.Option(None, "--chunk-size", help="Entries per read (e.g. 100000) or a size such as '50 MB'; default the task's step_size."),
 ):
     """Train one framework x model on a task; writes the model, predictions, history.csv and run.json."""
     from .data.task_config import load_task
@@ -97,7 +99,8 @@ def train(
         out = Path("runs") / cfg.name / f"{framework}-{Path(model).stem}"
     result = run_training(
         cfg, framework, model, overrides=_parse_sets(set_), device=device, precision=precision, out=out, resume=resume,
-        progress=True, max_entries=max_entries,
+        progress=True, max_entries=max_entries, streaming=streaming,
+        chunk_size=int(chunk_size) if chunk_size is not None and chunk_size.strip().isdigit() else chunk_size,
     )
     print_summary(result)
 
@@ -132,6 +135,7 @@ def compare(
         "fc": fc if fc is not None else preset.get("fc", DEFAULT_FC),
         "reference": reference or preset.get("reference"),
         "max_entries": max_entries if max_entries is not None else preset.get("max_entries"),
+        "events": preset.get("events"),
     }
     overrides = dict(preset.get("overrides") or {})
     extra = _parse_sets(set_)

@@ -98,7 +98,7 @@ def load_preset(name) -> dict:
     if p.suffix not in (".yaml", ".yml"):
         p = Path(__file__).resolve().parents[1] / "configs" / "runs" / f"{name}.yaml"
     doc = load_yaml(p)
-    allowed = {"task", "frameworks", "models", "kfold", "device", "fc", "reference", "overrides", "max_entries", "description"}
+    allowed = {"task", "frameworks", "models", "kfold", "device", "fc", "reference", "overrides", "max_entries", "events", "description"}
     unknown = set(doc.data) - allowed
     if unknown:
         key = sorted(unknown)[0]
@@ -127,13 +127,15 @@ def compare(
     reference: Optional[str] = None,
     overrides: Optional[dict] = None,
     max_entries: Optional[int] = None,
+    events: Optional[int] = None,
     progress: bool = False,
     permutation_examples: int = 2000,
 ) -> dict:
     """Train and evaluate every supported framework × model on ``task``; returns the summary dict.
 
     ``overrides`` maps a model name to model-file overrides (``{"mlp": {"train": {"epochs": 3}}}``);
-    ``reference`` is the label ('torch mlp') that ratio panels divide by (default: the first entry).
+    ``reference`` is the label ('torch mlp') that ratio panels divide by (default: the first entry);
+    ``events`` resizes the task's generated samples (the quick and full presets of one task).
     """
     from .data import load_dataset, load_task, make_split
     from .frameworks.base import adapter_class
@@ -142,6 +144,10 @@ def compare(
 
     # -- validate everything before reading or writing ----------------------------------------------
     cfg = load_task(task)
+    if events is not None:
+        from .data.task_config import with_generated_events
+
+        cfg = with_generated_events(cfg, events)
     classes = {f: adapter_class(f) for f in frameworks}
     specs = {m: load_model_file(m, (overrides or {}).get(m)).model for m in models}
     combos = [(m, cls.name) for m in models for cls in classes.values() if specs[m].kind in cls.kinds]

@@ -256,6 +256,20 @@ def load_task(task) -> TaskConfig:
     return cfg
 
 
+def with_generated_events(cfg: TaskConfig, events: int) -> TaskConfig:
+    """A copy of ``cfg`` whose generated samples have ``events`` examples (quick vs full presets)."""
+    def resize(refs):
+        return [r.model_copy(update={"events": int(events)}) if isinstance(r, GeneratedRef) else r for r in refs]
+
+    new = cfg.model_copy(deep=True)
+    if new.files is not None:
+        new.files = resize(new.files)
+    for sample in (new.samples or {}).values():
+        sample.files = resize(sample.files)
+    new._base_dir = cfg._base_dir
+    return new
+
+
 def task_from_dict(data: dict, *, base_dir=".", source: str = "<task>") -> TaskConfig:
     """Build a task from a Python dict (for notebooks and tests), with the same validation."""
     from ..config import YamlDocument

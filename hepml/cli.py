@@ -123,13 +123,20 @@ def compare(
     max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
 ):
     """Train every framework x model on a task and write one comparison report (HTML, PNG, JSON, ROOT)."""
+    _compare(task, frameworks=_csv(frameworks), models=_csv(models), kfold=kfold, device=device, out=out, fc=fc,
+             reference=reference, sets=set_, max_entries=max_entries)
+
+
+def _compare(task, *, frameworks=None, models=None, kfold=None, device=None, out=None, fc=None, reference=None, sets=None, max_entries=None):
+    """Merge a run preset (when ``task`` names one) with the command-line options, then compare."""
     from .compare import DEFAULT_FC, load_preset, preset_exists, print_summary_table
     from .compare import compare as run_compare
 
-    preset = load_preset(task) if preset_exists(task) or task.endswith((".yaml", ".yml")) and "runs" in task else {}
+    is_preset = preset_exists(task) or (str(task).endswith((".yaml", ".yml")) and Path(task).parent.name == "runs")
+    preset = load_preset(task) if is_preset else {}
     opts = {
-        "frameworks": _csv(frameworks) or preset.get("frameworks") or ["core", "torch", "keras", "xgboost"],
-        "models": _csv(models) or preset.get("models") or ["mlp", "bdt"],
+        "frameworks": frameworks or preset.get("frameworks") or ["core", "torch", "keras", "xgboost"],
+        "models": models or preset.get("models") or ["mlp", "bdt"],
         "kfold": kfold if kfold is not None else preset.get("kfold"),
         "device": device or preset.get("device", "auto"),
         "fc": fc if fc is not None else preset.get("fc", DEFAULT_FC),
@@ -138,33 +145,25 @@ def compare(
         "events": preset.get("events"),
     }
     overrides = dict(preset.get("overrides") or {})
-    extra = _parse_sets(set_)
+    extra = _parse_sets(sets)
     if extra:
         from .models.spec import _merge
 
         overrides = {m: _merge(overrides.get(m, {}), extra) for m in opts["models"]}
     summary = run_compare(preset.get("task", task), out=out, overrides=overrides, progress=True, **opts)
     print_summary_table(summary)
+    return summary
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where the demo writes its run."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where the demo writes its report."),
 ):
-    """The main job on the embedded default data: inspect the shared CMS file and train on it."""
-    from .data.task_config import load_task
-    from .train import print_summary
-    from .train import train as run_training
+    """The main job: compare all four frameworks on the default task (configs/runs/demo.yaml).
 
-    cfg = load_task("dimuon_charge")
-    files = [Path(cfg.base_dir) / f for f in cfg.files if isinstance(f, str)]
-    inspect(files[0], tree=None, filter=None)
-    target = out / "dimuon_charge-core-mlp"
-    if (target / "run.json").exists():
-        typer.echo(f"demo already ran: {target / 'run.json'} (delete {out} to run it again)")
-        return
-    result = run_training(cfg, "core", "mlp", out=target, resume=(target / "checkpoint.npz").exists(), progress=True)
-    print_summary(result)
+    The sample is generated on first use and cached in $HEPML_DATA; the report lands in OUT/report.html.
+    """
+    _compare("demo", out=out)
 
 
 @app.command()

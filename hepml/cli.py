@@ -88,6 +88,7 @@ def train(
     max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
     streaming: bool = typer.Option(False, "--streaming", help="Read the files chunk by chunk (larger than memory): event-hash split, shuffle buffer."),
     chunk_size: Optional[str] = typer.Option(None, "--chunk-size", help="Entries per read (e.g. 100000) or a size such as '50 MB'; default the task's step_size."),
+    distributed: bool = typer.Option(False, "--distributed", help="torch under torchrun (DDP), xgboost on Dask ($HEPML_DASK_CLUSTER); see docs/cluster.md."),
 ):
     """Train one framework x model on a task; writes the model, predictions, history.csv and run.json."""
     from .data.task_config import load_task
@@ -99,7 +100,7 @@ def train(
         out = Path("runs") / cfg.name / f"{framework}-{Path(model).stem}"
     result = run_training(
         cfg, framework, model, overrides=_parse_sets(set_), device=device, precision=precision, out=out, resume=resume,
-        progress=True, max_entries=max_entries, streaming=streaming,
+        progress=True, max_entries=max_entries, streaming=streaming, distributed=distributed,
         chunk_size=int(chunk_size) if chunk_size is not None and chunk_size.strip().isdigit() else chunk_size,
     )
     print_summary(result)
@@ -202,11 +203,12 @@ def data_list():
 def data_download_cmd(
     name: str = typer.Argument(..., help="A dataset name from `hepml data list`."),
     dest: Optional[Path] = typer.Option(None, "--dest", help="Folder to download into (default: $HEPML_DATA)."),
+    timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="Seconds without data before a connection is retried."),
 ):
     """Download a public dataset: resumable, checksum-verified, renamed into place only when it matches."""
     from data_download.downloads import download
 
-    path = download(name, dest=dest, progress=True)
+    path = download(name, dest=dest, progress=True, timeout=timeout)
     typer.echo(str(path))
 
 

@@ -43,9 +43,9 @@ def resolve_files(refs, base_dir) -> list[Path]:
         if isinstance(ref, GeneratedRef):
             out.append(ensure_generated(ref.generated, ref.events, ref.seed))
         elif isinstance(ref, DownloadRef):
-            from data_download.downloads import dataset_path
+            from data_download.downloads import dataset_files
 
-            out.append(Path(dataset_path(ref.download)))
+            out.extend(Path(p) for p in dataset_files(ref.download))
         else:
             pattern = Path(ref).expanduser()
             if not pattern.is_absolute():

@@ -282,8 +282,12 @@ def _evaluate(cfg, ds, entries, out: Path, *, fc, reference, kfold, permutation_
         sec.table(agree_rows)
     else:
         sec.text("Only one framework per model was run: nothing to compare.")
-    hist = {e.label: e.result.history for e in entries}
-    sec.image(plots.training_curves(hist, out / "training_curves.png"), "Loss per epoch for every framework: the curves of one model lie on top of each other")
+    nets = {e.label: e.result.history for e in entries if e.kind != "bdt"}
+    trees = {e.label: e.result.history for e in entries if e.kind == "bdt"}
+    if nets:
+        sec.image(plots.training_curves(nets, out / "training_curves.png"), "Loss per epoch for every framework: the curves of one model lie on top of each other")
+    if trees:
+        sec.image(plots.training_curves(trees, out / "boosting_curves.png", xlabel="Boosting round"), "Loss per boosting round of the BDTs")
 
     # -- variable ranking ---------------------------------------------------------------------------------
     sec = report.section("Variable ranking")
@@ -482,7 +486,10 @@ def print_summary_table(summary: dict) -> None:
 
     table = Table(title=f"hepml compare — {summary['task']} (test {summary['n_test']:,} examples)")
     binary = len(summary["class_names"]) == 2
-    cols = ["method", "device"] + (["AUC test", "AUC train", "εS@εB=1%", "εS@εB=10%"] if binary else ["log loss", "accuracy"]) + ["train s"]
+    flavour = summary.get("flavour", {})
+    cols = ["method", "device"] + (["AUC test", "AUC train", "εS@εB=1%", "εS@εB=10%"] if binary else ["log loss", "accuracy"])
+    cols += ["light rej. @70% b", "c rej. @70% b"] if flavour else []
+    cols += ["train s"]
     for col in cols:
         table.add_column(col, justify="right" if col not in ("method", "device") else "left")
     for label, s in summary["entries"].items():
@@ -490,6 +497,9 @@ def print_summary_table(summary: dict) -> None:
             vals = [f"{s['auc_test']:.4f}±{s['auc_test_err']:.4f}", f"{s['auc_train']:.4f}", f"{s['eff_s_at_1pct_test']:.3f}", f"{s['eff_s_at_10pct_test']:.3f}"]
         else:
             vals = [f"{s['log_loss_test']:.4f}", f"{s['accuracy_test']:.4f}"]
+        if flavour:
+            wp = flavour[label]["working_points"]["70"]
+            vals += [f"{wp['light_rejection']:.1f}", f"{wp['c_rejection']:.2f}"]
         table.add_row(label, s["device"], *vals, f"{s['timings']['train_seconds']:.1f}")
     console = Console()
     console.print(table)

@@ -139,7 +139,7 @@ def feature_distributions(X, y, names, class_names, path, *, weights=None, max_f
     return _save(fig, path)
 
 
-def training_curves(histories: dict, path) -> Path:
+def training_curves(histories: dict, path, *, xlabel: str = "Epoch") -> Path:
     """Loss per epoch for every framework × model on one plot: the visual proof of equivalence."""
     plt = _plt()
     fig, ax = plt.subplots()
@@ -150,7 +150,7 @@ def training_curves(histories: dict, path) -> Path:
         ax.plot(ep, [h["loss"] for h in hist], "-", color=f"C{i}", label=f"{label} train")
         if "val_loss" in hist[0]:
             ax.plot(ep, [h["val_loss"] for h in hist], "--", color=f"C{i}", label=f"{label} validation")
-    ax.set(xlabel="Epoch (boosting round for trees)", ylabel="Loss (weighted cross-entropy)")
+    ax.set(xlabel=xlabel, ylabel="Loss (weighted cross-entropy)")
     ax.legend(fontsize=9)
     return _save(fig, path)
 

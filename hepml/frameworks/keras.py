@@ -33,7 +33,6 @@ import contextlib
 import functools
 import json
 import math
-import zipfile
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -42,6 +41,7 @@ import numpy as np
 from keras import ops
 
 from ..atomic import atomic_path
+from ..npz import read_npz, write_npz
 from ..errors import DataError, DeviceError, FrameworkError
 from .base import Adapter, Batch, n_outputs, resolve_device
 
@@ -238,22 +238,6 @@ _NETS = {"mlp": MLPNet, "deepsets": DeepSetsNet, "transformer": TransformerNet}
 
 
 # ============================================================================= helpers
-def _write_npz(path, arrays: dict) -> None:
-    """An ``.npz`` that ``np.load`` reads, with fixed zip timestamps: same arrays ⇒ same bytes."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asarray(value, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
-
-
-def _read_npz(path) -> dict:
-    if not Path(path).is_file():
-        raise FrameworkError(f"no {Path(path).name} in {Path(path).parent}", "load a folder written by the Keras adapter's save()")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 @contextlib.contextmanager
 def _floatx(dtype: str):
     """Keras' default float dtype set to ``dtype`` for a moment (to create η's variable in float64 runs)."""
@@ -651,8 +635,7 @@ class KerasAdapter(Adapter):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, arrays in (("weights.npz", self.get_weights()), ("optimizer.npz", self.optimizer_state())):
-            with atomic_path(folder / name) as tmp:
-                _write_npz(tmp, arrays)
+            write_npz(folder / name, arrays)
         with atomic_path(folder / "keras_model.json") as tmp:
             tmp.write_text(json.dumps(self._meta(), indent=1))
 
@@ -667,9 +650,9 @@ class KerasAdapter(Adapter):
             if meta.get(key) != mine[key]:
                 shown = "names or shapes differ" if key == "weights" else f"{meta.get(key)!r} there, {mine[key]!r} here"
                 raise FrameworkError(f"the saved Keras model in {folder} does not match this one: {key} {shown}", "build the adapter with the saved model's spec")
-        self.set_weights(_read_npz(folder / "weights.npz"))
+        self.set_weights(read_npz(folder / "weights.npz", what="Keras weights"))
         if (folder / "optimizer.npz").is_file() and meta.get("optimizer") == mine["optimizer"] and meta.get("precision") == mine["precision"]:
-            self.load_optimizer_state(_read_npz(folder / "optimizer.npz"))
+            self.load_optimizer_state(read_npz(folder / "optimizer.npz", what="Keras optimiser state"))
 
     def export_onnx(self, path) -> None:
         """ONNX (inputs ``X`` or ``set`` + ``mask``, outputs ``proba`` and ``logits``) built from the weights.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FrameworkError
+from ..npz import read_npz, write_npz
 from .base import Adapter, Batch
 
 
@@ -169,25 +170,21 @@ class CoreAdapter(Adapter):
         if self.spec.kind == "bdt":
             self._save_gbdt(folder)
             return
-        with open(folder / "weights.npz", "wb") as fh:
-            np.savez(fh, **self.get_weights())
+        write_npz(folder / "weights.npz", self.get_weights())
 
     def load(self, folder) -> None:
         folder = Path(folder)
         if self.spec.kind == "bdt":
             self._load_gbdt(folder)
             return
-        with np.load(folder / "weights.npz", allow_pickle=False) as z:
-            self.set_weights({k: z[k] for k in z.files})
+        self.set_weights(read_npz(folder / "weights.npz", what="core weights"))
 
     _TREE_FIELDS = ("children_left", "children_right", "feature", "threshold", "value", "loss_changes", "sum_hessian", "base_weights")
 
     def _save_gbdt(self, folder: Path) -> None:
         """Trees as arrays in ``gbdt.npz`` and the fitted state in ``gbdt.json`` (no pickle)."""
         m = self.model
-        arrays = {f"{i}/{k}": np.asarray(getattr(t, k)) for i, t in enumerate(m.trees_) for k in self._TREE_FIELDS}
-        with open(folder / "gbdt.npz", "wb") as fh:
-            np.savez(fh, **arrays)
+        write_npz(folder / "gbdt.npz", {f"{i}/{k}": np.asarray(getattr(t, k)) for i, t in enumerate(m.trees_) for k in self._TREE_FIELDS})
         state = {
             "n_trees": len(m.trees_), "classes": np.asarray(m.classes_).tolist(), "base_margin": m.base_margin_.tolist(),
             "n_groups": m.n_groups_, "objective": m.objective_, "n_features_in": m.n_features_in_,
@@ -199,8 +196,8 @@ class CoreAdapter(Adapter):
 
         state = json.loads((folder / "gbdt.json").read_text())
         m = self.model
-        with np.load(folder / "gbdt.npz", allow_pickle=False) as z:
-            m.trees_ = [BoostedTree(**{k: z[f"{i}/{k}"] for k in self._TREE_FIELDS}) for i in range(state["n_trees"])]
+        z = read_npz(folder / "gbdt.npz", what="core GBDT trees")
+        m.trees_ = [BoostedTree(**{k: z[f"{i}/{k}"] for k in self._TREE_FIELDS}) for i in range(state["n_trees"])]
         m.classes_, m.base_margin_ = np.asarray(state["classes"]), np.asarray(state["base_margin"], dtype=np.float32)
         m.n_groups_, m.objective_, m.n_features_in_ = state["n_groups"], state["objective"], state["n_features_in"]
 

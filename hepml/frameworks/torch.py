@@ -28,7 +28,6 @@ import contextlib
 import json
 import math
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..atomic import atomic_path
+from ..npz import read_npz, write_npz
 from ..errors import DataError, DeviceError, FrameworkError
 from .base import Adapter, Batch, n_outputs, resolve_device
 
@@ -221,22 +221,6 @@ class _Proba(nn.Module):
 
 
 # ============================================================================= files
-def _write_npz(path, arrays: dict) -> None:
-    """An ``.npz`` that ``np.load`` reads, with fixed zip timestamps: same arrays ⇒ same bytes."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asarray(value, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
-
-
-def _read_npz(path) -> dict:
-    if not Path(path).is_file():
-        raise FrameworkError(f"no {Path(path).name} in {Path(path).parent}", "load a folder written by the torch adapter's save()")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 # ============================================================================= the adapter
 class TorchAdapter(Adapter):
     """MLP / DeepSets / transformer in PyTorch, weights in the shared naming scheme."""
@@ -477,8 +461,7 @@ class TorchAdapter(Adapter):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, arrays in (("weights.npz", self.get_weights()), ("optimizer.npz", self.optimizer_state())):
-            with atomic_path(folder / name) as tmp:
-                _write_npz(tmp, arrays)
+            write_npz(folder / name, arrays)
         with atomic_path(folder / "torch_model.json") as tmp:
             tmp.write_text(json.dumps(self._meta(), indent=1))
 
@@ -492,9 +475,9 @@ class TorchAdapter(Adapter):
             if meta.get(key) != mine[key]:
                 shown = "names differ" if key == "weights" else f"{meta.get(key)!r} there, {mine[key]!r} here"
                 raise FrameworkError(f"the saved torch model in {folder} does not match this one: {key} {shown}", "build the adapter with the saved model's spec")
-        self.set_weights(_read_npz(folder / "weights.npz"))
+        self.set_weights(read_npz(folder / "weights.npz", what="torch weights"))
         if (folder / "optimizer.npz").is_file():
-            self.load_optimizer_state(_read_npz(folder / "optimizer.npz"))
+            self.load_optimizer_state(read_npz(folder / "optimizer.npz", what="torch optimiser state"))
 
     def export_onnx(self, path) -> None:
         """ONNX file with inputs ``x`` (flat) or ``set`` + ``mask``, output ``proba``; batch (and object) axes dynamic."""

@@ -202,7 +202,7 @@ class Adapter(ABC):
 
     def loss(self, batch: Batch) -> float:
         """Weighted-mean loss of ``batch`` in inference mode (the validation loss)."""
-        p = np.clip(self.predict_proba(batch).astype(np.float64), 1e-12, 1.0)
+        p = np.clip(self.predict_proba(batch).astype(np.float64), np.finfo(np.float64).tiny, 1.0)
         nll = -np.log(p[np.arange(len(batch)), batch.y])
         return float(np.sum(batch.w * nll) / np.sum(batch.w))
 

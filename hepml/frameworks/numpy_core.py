@@ -158,6 +158,13 @@ class CoreAdapter(Adapter):
         return history
 
     # -- inference -----------------------------------------------------------------------------------
+    def loss(self, batch: Batch) -> float:
+        """The validation loss from the logits (exact even where a probability underflows)."""
+        if self.spec.kind == "bdt":
+            return super().loss(batch)
+        X, mask = self._inputs(batch)
+        return float(self.model.evaluate_loss(X, batch.y, batch.w, mask=mask))
+
     def predict_proba(self, batch: Batch) -> np.ndarray:
         X, mask = self._inputs(batch)
         if self.spec.kind == "bdt":

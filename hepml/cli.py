@@ -26,6 +26,18 @@ data_app = typer.Typer(help="Make, list and download datasets.", no_args_is_help
 app.add_typer(data_app, name="data")
 
 
+def _mount_subapps() -> None:
+    """Sub-apps that live beside their code (kept light: they import frameworks lazily)."""
+    from .course.cli import course_app
+    from .distributed.cli import cluster_app
+
+    app.add_typer(course_app, name="course")
+    app.add_typer(cluster_app, name="cluster")
+
+
+_mount_subapps()
+
+
 @app.command()
 def inspect(
     file: Path = typer.Argument(..., help="A ROOT file."),

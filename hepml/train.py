@@ -12,6 +12,13 @@
    tree models (XGBoost, core GBDT) fit the whole training set at once instead;
 5. predictions on the test split (ROOT + parquet, with spectators, labels, weights and event numbers),
    the saved model, ``history.csv`` and ``run.json`` (config, seed, versions, device, timings).
+
+``streaming=True`` (``hepml train --streaming --chunk-size N``) never holds the task in memory: the
+split comes from a hash of the event numbers, the standardiser from one streamed pass over the first
+``standardize_fraction`` of every file, the training batches from a bounded shuffle buffer refilled
+chunk by chunk (torch reads them through an ``IterableDataset``, XGBoost through a ``DataIter`` into a
+``QuantileDMatrix``), and the validation loss and test predictions are computed chunk by chunk; see
+:mod:`hepml.data.streaming`. The epoch loop, checkpoints and outputs are the same as in memory.
 """
 
 from __future__ import annotations
@@ -119,17 +126,31 @@ def train(
     dataset=None,
     max_entries: Optional[int] = None,
     write_predictions: bool = True,
+    streaming: bool = False,
+    chunk_size=None,
+    standardize_fraction: float = 0.1,
+    buffer_size: Optional[int] = None,
+    num_workers: int = 0,
+    distributed: bool = False,
 ) -> RunResult:
     """Train ``model`` (name, path or ModelFile) on ``task`` with ``framework``; see the module docstring.
 
     ``dataset`` skips reading (an already loaded Dataset of the task); ``out=None`` keeps everything
     in memory (no files). ``overrides`` changes model-file keys, e.g. ``{"train": {"epochs": 3}}``.
+    ``chunk_size`` (entries, or a size such as ``"50 MB"``) is the read step; with ``streaming`` also
+    the unit of memory, with ``buffer_size`` examples in the shuffle buffer and ``num_workers`` torch
+    reader processes. A streamed run's ``dataset`` holds the test examples without features
+    (labels, weights, events, spectators) and ``train_proba`` is None.
+    ``distributed``: torch under ``torchrun`` (DDP: each rank takes its share of every global batch,
+    rank 0 writes) or xgboost on Dask (``$HEPML_DASK_CLUSTER``); see :mod:`hepml.distributed`.
     """
     from .data import Standardizer, load_dataset, load_task
     from .frameworks.base import adapter_class, input_kind, make_batch, n_inputs, resolve_device
     from .models import load_model_file
 
     # -- everything that can be wrong with the inputs is checked before anything is written ---------
+    if streaming and dataset is not None:
+        raise ConfigError("streaming=True reads the task's files, but a loaded dataset was given too", "pass either dataset= or streaming=True")
     cfg = load_task(task) if dataset is None else None
     mf = load_model_file(model, overrides)
     spec, tspec = mf.model, mf.train
@@ -137,20 +158,41 @@ def train(
     cls.check_kind(spec)
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"unknown precision {precision!r}", "use fp32, bf16 or fp16")
+    if chunk_size is not None:
+        from .data.streaming import parse_chunk_size
+
+        parse_chunk_size(chunk_size)  # a bad value fails before anything is read
+    stream = None
+    if streaming:
+        _check_streaming(cls, spec, standardize_fraction, num_workers)
     dev = resolve_device(device, cls.name)
-    ds = dataset if dataset is not None else load_dataset(cfg, max_entries=max_entries)
-    if ds.split is None or len(ds.split.train) == 0:
-        raise DataError("the training split is empty", "lower split.validation/split.test or add data")
+    ddp = None
+    if distributed:
+        from .distributed import start_distributed
+
+        ddp, dev = start_distributed(cls.name, dev, streaming=streaming)
+        progress = progress and (ddp is None or ddp.is_writer)
+    if streaming:
+        from .data.streaming import TaskStream
+
+        stream = TaskStream(cfg, chunk_size=chunk_size, buffer_size=buffer_size, batch_size=tspec.batch_size, seed=tspec.seed, max_entries=max_entries)
+        ds = None
+    else:
+        ds = dataset if dataset is not None else load_dataset(cfg, max_entries=max_entries, step_size=chunk_size)
+        if ds.split is None or len(ds.split.train) == 0:
+            raise DataError("the training split is empty", "lower split.validation/split.test or add data")
     model_name = Path(str(model)).stem if not hasattr(model, "model") else spec.kind
     out = Path(out) if out is not None else None
     config = {
-        "task": ds.task,
+        "task": ds.task if ds is not None else cfg.name,
         "framework": cls.name,
         "model": mf.model_dump(),
         "device": dev,
         "precision": precision,
         "task_config": (cfg.model_dump(mode="json", by_alias=True) if cfg is not None else None),
     }
+    if streaming:  # only then, so that in-memory runs keep their config hash
+        config["streaming"] = {"chunk_size": chunk_size, "buffer_size": stream.buffer_size, "standardize_fraction": standardize_fraction, "num_workers": num_workers}
     chash = _config_hash({k: v for k, v in config.items() if k != "device"})
     if out is not None and out.exists() and any(out.iterdir()) and not resume:
         if not (out / CHECKPOINT).exists() and not (out / "run.json").exists():
@@ -161,13 +203,24 @@ def train(
     standardizer = None
     dtype = np.float64 if tspec.dtype == "float64" else np.float32
     work = ds
-    if tspec.standardize and spec.kind != "bdt":
-        standardizer = Standardizer().fit(ds.train)
-        work = standardizer.transform(ds)
-    train_idx, val_idx, test_idx = work.split.train, work.split.val, work.split.test
-    val_batch = make_batch(work, val_idx, spec, dtype) if len(val_idx) else None
+    prep_seconds = None
+    if streaming:  # one streamed pass over a fraction of every file: μ, σ and the class totals
+        t0 = time.perf_counter()
+        standardizer = stream.fit_preprocessing(fraction=standardize_fraction, standardize=tspec.standardize and spec.kind != "bdt")
+        prep_seconds = time.perf_counter() - t0
+        work = stream.schema()
+        train_idx = val_idx = test_idx = None
+        val_batch = None
+    else:
+        if tspec.standardize and spec.kind != "bdt":
+            standardizer = Standardizer().fit(ds.train)
+            work = standardizer.transform(ds)
+        train_idx, val_idx, test_idx = work.split.train, work.split.val, work.split.test
+        val_batch = make_batch(work, val_idx, spec, dtype) if len(val_idx) else None
 
     adapter = cls.build(spec, n_inputs(spec, work), work.n_classes, train=tspec, device=dev, precision=precision)
+    if ddp is not None:
+        adapter = ddp.wrap(adapter)  # the module under DistributedDataParallel
     history: list = []
     best = {"val": None, "epoch": None, "weights": None}
     start_epoch = 0
@@ -184,9 +237,12 @@ def train(
         adapter.load_optimizer_state(opt)
         history, start_epoch = header["history"], header["epoch"] + 1
         best = {"val": header["best_val"], "epoch": header["best_epoch"], "weights": best_w or None}
+    if ddp is not None and not ddp.is_writer:
+        out = ckpt = None  # rank 0 alone writes checkpoints and outputs
 
     t_train = time.perf_counter()
     n_seen = 0
+    n_streamed = {"train": None, "val": None, "test": None}  # streaming: counts, and the test predictions
     if adapter.iterative:
         patience = tspec.early_stopping
         with _progress(progress) as bar:
@@ -197,9 +253,15 @@ def train(
                 lr = tspec.learning_rate_at(epoch)
                 adapter.set_learning_rate(lr)
                 t0 = time.perf_counter()
-                batches = (make_batch(work, train_idx[b], spec, dtype) for b in batch_indices(len(train_idx), tspec.batch_size, seed=tspec.seed, epoch=epoch))
-                stats = adapter.fit(batches, val_batch)
-                n_seen += len(train_idx)
+                if streaming:  # the last epoch also predicts the test examples in its validation pass
+                    last = epoch == tspec.epochs - 1 and patience is None
+                    stats = _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, with_test=last)
+                    n_seen += n_streamed["train"]
+                else:
+                    order = batch_indices(len(train_idx), tspec.batch_size, seed=tspec.seed, epoch=epoch)
+                    batches = (make_batch(work, train_idx[b if ddp is None else ddp.shard(b)], spec, dtype) for b in order)
+                    stats = adapter.fit(batches, val_batch)
+                    n_seen += len(train_idx)
                 row = {"epoch": epoch, "lr": lr, "loss": stats["loss"], "seconds": time.perf_counter() - t0}
                 if "val_loss" in stats:
                     row["val_loss"] = stats["val_loss"]
@@ -213,9 +275,27 @@ def train(
                     bar.update(task_id, advance=1, info=f"loss {row['loss']:.4f}" + (f" val {row['val_loss']:.4f}" if "val_loss" in row else ""))
         if patience is not None and best["weights"] is not None:
             adapter.set_weights(best["weights"])  # early stopping keeps the best validation epoch
+    elif streaming:  # XGBoost: a DataIter over the chunks into a QuantileDMatrix (see _check_streaming)
+        from .data.streaming import xgboost_iter
+
+        train_it = xgboost_iter(stream, "train")
+        val_it = xgboost_iter(stream, "val") if stream.cfg.split.validation > 0 else None
+        rounds = adapter.fit_iter(train_it, val_it)
+        n_seen = n_streamed["train"] = train_it.n_examples
+        n_streamed["val"] = val_it.n_examples if val_it is not None else 0
+        keys = [k for k in ("loss", "val_loss") if rounds.get(k)]
+        history = [{"epoch": i, **{k: float(rounds[k][i]) for k in keys}} for i in range(len(rounds.get("loss", [])))]
+        if out is not None:
+            write_text(out / "history.csv", _history_csv(history) if history else "epoch\n")
     else:
         train_batch = make_batch(work, train_idx, spec, dtype)
-        rounds = adapter.fit_full(train_batch, val_batch)
+        if distributed:  # XGBoost on the Dask cluster of $HEPML_DASK_CLUSTER
+            from .distributed.dask_xgb import dask_client, fit_full
+
+            with dask_client() as client:
+                rounds = fit_full(adapter, train_batch, val_batch, client=client)
+        else:
+            rounds = adapter.fit_full(train_batch, val_batch)
         n_seen = len(train_idx)
         keys = [k for k in ("loss", "val_loss") if rounds.get(k)]
         history = [{"epoch": i, **{k: float(rounds[k][i]) for k in keys}} for i in range(len(rounds.get("loss", [])))]
@@ -224,9 +304,16 @@ def train(
     train_seconds = time.perf_counter() - t_train
 
     t0 = time.perf_counter()
-    test_proba = adapter.predict_proba(make_batch(work, test_idx, spec, dtype)) if len(test_idx) else np.zeros((0, work.n_classes))
-    predict_seconds = time.perf_counter() - t0
-    train_proba = adapter.predict_proba(make_batch(work, train_idx, spec, dtype))
+    if streaming:  # predictions chunk by chunk; the test examples are kept without their features
+        test_proba, ds = n_streamed["test"] or stream.predict(adapter, "test", spec, dtype)
+        test_idx = np.arange(len(ds))
+        predict_seconds = time.perf_counter() - t0
+        train_proba = None
+        stream.close()
+    else:
+        test_proba = adapter.predict_proba(make_batch(work, test_idx, spec, dtype)) if len(test_idx) else np.zeros((0, work.n_classes))
+        predict_seconds = time.perf_counter() - t0
+        train_proba = adapter.predict_proba(make_batch(work, train_idx, spec, dtype))
 
     from .provenance import git_commit, machine, versions
 
@@ -237,8 +324,8 @@ def train(
         "model_name": model_name,
         "seed": tspec.seed,
         "input": input_kind(spec),
-        "n_train": int(len(train_idx)),
-        "n_val": int(len(val_idx)),
+        "n_train": int(len(train_idx)) if not streaming else n_streamed["train"],
+        "n_val": int(len(val_idx)) if not streaming else n_streamed["val"],
         "n_test": int(len(test_idx)),
         "class_names": ds.class_names,
         "epochs_run": len(history),
@@ -249,22 +336,29 @@ def train(
             "predict_seconds": predict_seconds,
             "train_examples_per_second": n_seen / train_seconds if train_seconds > 0 else None,
             "predict_examples_per_second": len(test_idx) / predict_seconds if predict_seconds > 0 else None,
-            "read_seconds": ds.meta.get("read_seconds"),
+            "read_seconds": ds.meta.get("read_seconds") if not streaming else prep_seconds,
         },
         "versions": versions(),
         "git_commit": git_commit(),
         "machine": machine(),
         "resumed_from_epoch": start_epoch if resume else None,
     }
+    if distributed:
+        record["distributed"] = ddp.describe() if ddp is not None else {"engine": "xgboost.dask"}
+    if streaming:
+        record["streaming"] = {**config["streaming"], "counters": dict(stream.counters), "preprocessing": stream.prep_counts_}
     if out is not None:
         _write_model(out, adapter, standardizer, mf)
         if write_predictions and len(test_idx):
             from .predictions import write_predictions as _write
 
-            _write(out, ds.test, {f"{cls.name}_{model_name}": test_proba})
+            _write(out, ds if streaming else ds.test, {f"{cls.name}_{model_name}": test_proba})
         write_text(out / "run.json", json.dumps(record, indent=1, default=_json_default))
         if ckpt is not None and ckpt.exists():
             ckpt.unlink()  # the run is complete: the final model replaces the checkpoint
+    if ddp is not None:
+        ddp.finish()  # every rank waits until rank 0 has written, then leaves the process group
+        adapter = adapter.adapter
     return RunResult(
         adapter=adapter,
         framework=cls.name,
@@ -279,6 +373,58 @@ def train(
         out=out,
         record=record,
     )
+
+
+def _check_streaming(cls, spec, standardize_fraction, num_workers) -> None:
+    """ConfigError for what streaming cannot do, before anything is read."""
+    if not (isinstance(standardize_fraction, (int, float)) and 0 < standardize_fraction <= 1):
+        raise ConfigError(f"standardize_fraction must be in (0, 1]; received {standardize_fraction!r}", "give e.g. 0.1 (the first 10% of every file)")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers must be a whole number >= 0; received {num_workers!r}", "give 0 (read in the training process) or more")
+    if num_workers and cls.name != "torch":
+        raise ConfigError(f"num_workers={num_workers} reader processes are for torch; the framework is {cls.name!r}", "use num_workers=0, or --framework torch")
+    if spec.kind == "bdt" and cls.name != "xgboost":
+        raise ConfigError(
+            f"--streaming cannot train the {cls.name} BDT: it needs the whole training set in memory",
+            "stream a BDT with --framework xgboost (QuantileDMatrix from a DataIter), or drop --streaming",
+        )
+    if spec.kind == "bdt" and spec.tree_method != "hist":
+        raise ConfigError(
+            f"--streaming needs tree_method 'hist' for XGBoost; the model has tree_method {spec.tree_method!r}",
+            "set tree_method: hist (XGBoost bins chunk by chunk), or drop --streaming",
+        )
+
+
+def _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, *, with_test: bool = False) -> dict:
+    """One epoch from the stream: the training batches (torch through its DataLoader), then the validation loss.
+
+    ``with_test`` (the last epoch, when its weights are the final ones): the same pass over the files also
+    predicts the test examples, kept in ``n_streamed["test"]``, which saves reading everything once more.
+    """
+    if adapter.name == "torch":
+        from .data.streaming import torch_loader
+
+        batches = torch_loader(stream, epoch, spec, dtype, num_workers=num_workers)
+    else:
+        batches = stream.batches(epoch, spec, dtype)
+    seen = [0]
+
+    def counted():
+        for b in batches:
+            seen[0] += len(b)
+            yield b
+
+    stats = adapter.fit(counted(), None)
+    if seen[0] == 0:
+        raise DataError(f"the streamed training split of task {stream.cfg.name!r} is empty", "lower split.validation/split.test or add data")
+    n_streamed["train"] = seen[0]
+    val_loss, n_val, proba, examples = stream.evaluate(adapter, spec, dtype, loss_part="val", predict_part="test" if with_test else None)
+    if with_test:
+        n_streamed["test"] = (proba, examples)
+    n_streamed["val"] = n_val
+    if val_loss is not None:
+        stats["val_loss"] = val_loss
+    return stats
 
 
 def _json_default(o):

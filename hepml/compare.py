@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,18 +178,10 @@ def compare(
                 eb, es, _ = M.roc_curve(y == 0, r.test_proba[:, 0], w)
                 e.folds.append((eb, es, M.roc_auc(y == 0, r.test_proba[:, 0], w)))
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    from .atomic import atomic_dir
+
+    with atomic_dir(out) as tmp:
         summary = _evaluate(cfg, ds, entries, tmp, fc=fc, reference=reference, kfold=kfold, permutation_examples=permutation_examples)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     summary["out"] = str(out)
     return summary
 

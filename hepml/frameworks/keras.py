@@ -33,12 +33,15 @@ import contextlib
 import functools
 import json
 import math
+import os
 from pathlib import Path
 from typing import ClassVar, Optional
 
-import keras
-import numpy as np
-from keras import ops
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter; a user's own setting wins
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
 
 from ..atomic import atomic_path
 from ..npz import read_npz, write_npz

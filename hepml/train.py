@@ -254,7 +254,7 @@ def train(
                 adapter.set_learning_rate(lr)
                 t0 = time.perf_counter()
                 if streaming:  # the last epoch also predicts the test examples in its validation pass
-                    last = epoch == tspec.epochs - 1 and patience is None
+                    last = epoch == tspec.epochs - 1
                     stats = _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, with_test=last)
                     n_seen += n_streamed["train"]
                 else:
@@ -267,6 +267,8 @@ def train(
                     row["val_loss"] = stats["val_loss"]
                     if best["val"] is None or stats["val_loss"] < best["val"]:
                         best = {"val": stats["val_loss"], "epoch": epoch, "weights": adapter.get_weights() if patience else None}
+                if streaming and n_streamed["test"] is not None and patience is not None and best["epoch"] != epoch:
+                    n_streamed["test"] = None  # early stopping will restore other weights: predict after the loop
                 history.append(row)
                 if ckpt is not None:
                     _save_checkpoint(ckpt, adapter, epoch=epoch, history=history, best=best, config_hash=chash)
@@ -398,8 +400,9 @@ def _check_streaming(cls, spec, standardize_fraction, num_workers) -> None:
 def _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, *, with_test: bool = False) -> dict:
     """One epoch from the stream: the training batches (torch through its DataLoader), then the validation loss.
 
-    ``with_test`` (the last epoch, when its weights are the final ones): the same pass over the files also
-    predicts the test examples, kept in ``n_streamed["test"]``, which saves reading everything once more.
+    ``with_test`` (the last epoch): the same pass over the files also predicts the test examples, kept in
+    ``n_streamed["test"]``, which saves reading everything once more (the trainer drops them when early
+    stopping restores another epoch's weights).
     """
     if adapter.name == "torch":
         from .data.streaming import torch_loader

@@ -1,9 +1,10 @@
 """Streaming: train on a task whose files do not fit in memory, one chunk of entries at a time.
 
 ``hepml train TASK --streaming --chunk-size N`` reads the task's files in ranges of entries (N entries,
-or N bytes of the task's branches when given as ``"50 MB"``), never all at once. Each range goes
-through the same per-chunk processing as :func:`~hepml.data.load_dataset` (selections, labels,
-weights, features, top-N objects, NaN policy), and then:
+or, given as a size such as ``"50 MB"``, a memory budget shared by the shuffle buffer and the range
+being read; see :class:`TaskStream`), never all at once. Each range goes through the same per-chunk
+processing as :func:`~hepml.data.load_dataset` (selections, labels, weights, features, top-N objects,
+NaN policy; flat-only tasks are read as NumPy, without the awkward layer), and then:
 
 1. **split by event number** — every example goes to train/validation/test from a hash of
    (event number, split seed) mapped to a uniform u in [0, 1): test if u < ``split.test``, validation if
@@ -27,8 +28,13 @@ Keras iterate :meth:`TaskStream.batches` directly, torch through :class:`TorchSt
 ``IterableDataset``; with ``num_workers`` > 0 each worker reads every K-th range of the epoch and has
 its own buffer, so batches differ from ``num_workers=0`` but are reproducible for a given K), and
 XGBoost through :func:`xgboost_iter` (an ``xgboost.DataIter`` feeding a ``QuantileDMatrix``).
-Validation losses and test predictions are computed streamed as well (:meth:`TaskStream.loss`,
-:meth:`TaskStream.predict`).
+Validation losses and test predictions are computed streamed as well (:meth:`TaskStream.evaluate`:
+with an event-number branch, entries of the other splits are dropped before processing; the trainer
+folds the last epoch's validation pass and the test predictions into one pass over the files).
+
+Memory: the process's resident size follows what is allocated only if freed chunks go back to the
+system, so a stream sets glibc's mmap threshold to 1 MiB and trims the heap after each read and each
+emptied buffer (see :func:`_bound_heap`). ``bench/bench_streaming.py`` measures the result.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ _BLOCK = 65536  # rows per block when standardising or accumulating moments (bou
 _OPEN_FILES = 8  # ROOT files kept open per process (interleaved reading switches file every range)
 _READ_COPIES = 2  # reading + processing a range holds about this many copies of its raw and processed bytes
 
-__all__ = ["TaskStream", "stream_split", "split_uniform", "parse_chunk_size", "RunningMoments", "xgboost_iter", "TorchStreamDataset"]
+__all__ = ["TaskStream", "stream_split", "split_uniform", "parse_chunk_size", "RunningMoments", "xgboost_iter", "torch_loader", "TorchStreamDataset"]
 
 
 # ============================================================================= the split
@@ -187,9 +193,9 @@ def _bound_heap() -> None:
 
     glibc raises its mmap threshold (up to 32 MB) every time a mapped block is freed, after which
     chunk-sized arrays live in the heap, where freed blocks fragment and RSS grows well past what is
-    allocated (measured: +80 MB RSS for 45 MB allocated at a 50 MB budget; +53 MB with this). Setting
-    the threshold (``mallopt(M_MMAP_THRESHOLD)``, as ``MALLOC_MMAP_THRESHOLD_`` would) fixes it for the
-    process. A no-op where glibc is absent.
+    allocated (measured in one epoch at a 50 MB budget: RSS +84 MB for a 45 MB tracemalloc peak; +52 MB
+    with this). Setting the threshold (``mallopt(M_MMAP_THRESHOLD)``, as ``MALLOC_MMAP_THRESHOLD_``
+    would) fixes it for the whole process. A no-op where glibc is absent.
     """
     libc = _libc()
     if libc:
@@ -243,11 +249,11 @@ def _open_for_streaming(path):
     """uproot file read with ``pread`` (no memory map: mapped pages would count against the memory bound)."""
     import uproot
 
-    root_io.open_file(path).close()  # the clear error for a missing or broken file
     try:
         return uproot.open(path, handler=uproot.source.file.MultithreadedFileSource, array_cache=None, object_cache=None)
-    except Exception as exc:  # pragma: no cover - open_file above already read the same file
-        raise InputFileError(f"{path} could not be opened for streaming ({exc})", "check the file") from None
+    except Exception as exc:  # the file was readable when the stream was set up
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(f"{path} could not be reopened for streaming ({reason})", "check that the file was not moved or rewritten during training") from None
 
 
 class TaskStream:
@@ -294,17 +300,16 @@ class TaskStream:
         self.schema_ = None
         self._open: OrderedDict = OrderedDict()
         self._pid = os.getpid()
-        self.counters = {}
+        self.counters = dict.fromkeys(("chunks_read", "entries_read", "peak_buffered", "examples_emitted", "nan_dropped"), 0)
         buffer_default = max(f.step for f in self.files)
         if isinstance(self.chunk_size, tuple):
             buffer_default = self._plan_budget(self.chunk_size[1])
+            self.counters = dict.fromkeys(self.counters, 0)  # the probe read is not part of the run
         self.buffer_size = int(buffer_size) if buffer_size is not None else max(buffer_default, self.batch_size)
-        self.counters = {"chunks_read": 0, "entries_read": 0, "peak_buffered": 0, "examples_emitted": 0, "nan_dropped": 0}
 
     def _plan_budget(self, budget: int) -> int:
         """Entries per read for a memory budget (see the class docstring); returns the default buffer size."""
         f = self.files[0]
-        self.counters = {"chunks_read": 0, "entries_read": 0, "peak_buffered": 0, "examples_emitted": 0, "nan_dropped": 0}
         n_probe = min(f.n_entries, 2000)
         probe = self.read(f, 0, n_probe)
         processed = _nbytes(probe)

@@ -51,7 +51,7 @@ from ..errors import ConfigError, DataError, InputFileError
 from . import root_io
 from .dataset import Dataset
 from .preprocessing import Standardizer
-from .task import _iter_files, _Plan, _process_chunk, _Source, _source
+from .task import _iter_files, _process_chunk, file_plan
 from .task_config import load_task
 
 PARTS = ("train", "val", "test")
@@ -328,19 +328,7 @@ class TaskStream:
         for i, (class_index, sample_name, sample, path, tree_name) in enumerate(_iter_files(cfg)):
             with root_io.open_file(path) as fh:
                 tree = root_io.get_tree(fh, tree_name, path)
-                keys = root_io.branch_names(tree)
-                plan = _Plan(cfg, keys, path)
-                sample_info, branches = None, plan.branches
-                if sample is not None:
-                    sel = _source(sample.selection, f"samples.{sample_name}.selection", keys) if sample.selection else None
-                    sw = _source(sample.weight, f"samples.{sample_name}.weight", keys) if isinstance(sample.weight, str) else sample.weight
-                    sample_info = (sample_name, sel, sw)
-                    needed = set(plan.branches)
-                    for src in (sel, sw):
-                        if isinstance(src, _Source):
-                            needed |= {src.text} if src.expr is None else set(src.expr.names)
-                    root_io.check_branches(tree, sorted(needed), path)
-                    branches = sorted(needed)
+                plan, sample_info, branches = file_plan(cfg, tree, path, sample_name, sample)
                 n = min(self.max_entries, tree.num_entries) if self.max_entries else tree.num_entries
                 raw = 0.0
                 flat = not root_io.is_rntuple(tree) and all(_is_scalar_branch(tree[b]) for b in branches)

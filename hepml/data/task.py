@@ -285,6 +285,26 @@ def _iter_files(cfg: TaskConfig):
             yield None, None, None, path, cfg.tree
 
 
+def file_plan(cfg: TaskConfig, tree, path, sample_name=None, sample=None):
+    """What to read from one file: its _Plan, the sample's (name, selection, weight) and the branch list.
+
+    Every branch the task (and the file's sample) needs is checked against the tree first, so a
+    missing one is a MissingKeyError with the closest names before anything is read.
+    """
+    keys = root_io.branch_names(tree)
+    plan = _Plan(cfg, keys, path)
+    if sample is None:
+        return plan, None, plan.branches
+    sel = _source(sample.selection, f"samples.{sample_name}.selection", keys) if sample.selection else None
+    sw = _source(sample.weight, f"samples.{sample_name}.weight", keys) if isinstance(sample.weight, str) else sample.weight
+    needed = set(plan.branches)
+    for src in (sel, sw):
+        if isinstance(src, _Source):
+            needed |= {src.text} if src.expr is None else set(src.expr.names)
+    root_io.check_branches(tree, sorted(needed), path)
+    return plan, (sample_name, sel, sw), sorted(needed)
+
+
 def iterate_chunks(task, *, max_entries=None, step_size=None):
     """Yield processed chunks (dicts of NumPy arrays) file by file, ``step_size`` entries/bytes at a time.
 
@@ -297,21 +317,7 @@ def iterate_chunks(task, *, max_entries=None, step_size=None):
     for class_index, sample_name, sample, path, tree_name in _iter_files(cfg):
         file = root_io.open_file(path)
         tree = root_io.get_tree(file, tree_name, path)
-        keys = root_io.branch_names(tree)
-        plan = _Plan(cfg, keys, path)
-        sample_info = None
-        if sample is not None:
-            sel = _source(sample.selection, f"samples.{sample_name}.selection", keys) if sample.selection else None
-            sw = _source(sample.weight, f"samples.{sample_name}.weight", keys) if isinstance(sample.weight, str) else sample.weight
-            sample_info = (sample_name, sel, sw)
-            needed = set(plan.branches)
-            for src in (sel, sw):
-                if isinstance(src, _Source):
-                    needed |= {src.text} if src.expr is None else set(src.expr.names)
-            root_io.check_branches(tree, sorted(needed), path)
-            branches = sorted(needed)
-        else:
-            branches = plan.branches
+        plan, sample_info, branches = file_plan(cfg, tree, path, sample_name, sample)
         stop = min(max_entries, tree.num_entries) if max_entries else None
         wanted = set(branches)
         for raw in tree.iterate(filter_name=lambda n: n in wanted, step_size=step_size, entry_stop=stop, library="ak"):

@@ -691,3 +691,20 @@ def interleave(first: dict, second: dict, from_first: np.ndarray) -> dict:
         else:
             merged[key] = np.concatenate([value, second[key]])[order]
     return merged
+
+
+def mixed_sample(n: int, seed: int, reconstruct, *, signal, background, efficiencies) -> tuple:
+    """``n`` examples, each from the ``signal`` Pythia setup with probability ½ (seeded), else ``background``.
+
+    ``reconstruct(batch, rng)`` turns a Pythia batch into arrays; ``efficiencies`` are the expected
+    fractions of events kept (signal, background), used to size the batches. Returns
+    (is_signal, the two samples interleaved in the seeded order).
+    """
+    is_signal = numpy_rng(seed, 0).random(n) < 0.5
+    n_signal = int(is_signal.sum())
+    samples = []
+    for stream, settings, count, efficiency in ((1, signal, n_signal, efficiencies[0]), (2, background, n - n_signal, efficiencies[1])):
+        pythia = make_pythia(settings, pythia_seed(seed, stream))
+        rng = numpy_rng(seed, 100 + stream)
+        samples.append(collect(pythia, count, lambda batch, rng=rng: reconstruct(batch, rng), efficiency=efficiency))
+    return is_signal, interleave(samples[0], samples[1], is_signal)

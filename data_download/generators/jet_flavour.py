@@ -167,18 +167,7 @@ def reconstruct(batch: P.Batch, rng: np.random.Generator) -> dict:
     return out
 
 
-def _simulate(settings, n_jets: int, seed: int, stream: int, jets_per_event: float) -> dict:
-    pythia = P.make_pythia(settings, P.pythia_seed(seed, stream))
-    rng = P.numpy_rng(seed, 100 + stream)
-    return P.collect(pythia, n_jets, lambda batch: reconstruct(batch, rng), efficiency=jets_per_event)
-
-
 def generate_chunk(n: int, seed: int) -> dict:
     """``n`` jets, each from a ttbar event with probability ½, shuffled."""
-    rng = P.numpy_rng(seed, 0)
-    is_ttbar = rng.random(n) < 0.5
-    n_tt = int(is_ttbar.sum())
-    ttbar = _simulate(TTBAR_SETTINGS, n_tt, seed, stream=1, jets_per_event=5.5)
-    qcd = _simulate(QCD_SETTINGS, n - n_tt, seed, stream=2, jets_per_event=3.0)
-    mixed = P.interleave(ttbar, qcd, is_ttbar)
+    is_ttbar, mixed = P.mixed_sample(n, seed, reconstruct, signal=TTBAR_SETTINGS, background=QCD_SETTINGS, efficiencies=(5.5, 3.0))
     return {"hadronFlavour": mixed.pop("hadronFlavour"), "is_ttbar": is_ttbar.astype(np.int32), **mixed}

@@ -122,17 +122,7 @@ def reconstruct(batch: P.Batch, rng: np.random.Generator) -> dict:
     return out
 
 
-def _simulate(settings, n_events: int, seed: int, stream: int, efficiency: float) -> dict:
-    pythia = P.make_pythia(settings, P.pythia_seed(seed, stream))
-    rng = P.numpy_rng(seed, 100 + stream)
-    return P.collect(pythia, n_events, lambda batch: reconstruct(batch, rng), efficiency=efficiency)
-
-
 def generate_chunk(n: int, seed: int) -> dict:
     """``n`` preselected events, each ttbar with probability ½, in a seeded random order."""
-    rng = P.numpy_rng(seed, 0)
-    is_ttbar = rng.random(n) < 0.5
-    n_tt = int(is_ttbar.sum())
-    ttbar = _simulate(TTBAR_SETTINGS, n_tt, seed, stream=1, efficiency=0.40)
-    qcd = _simulate(QCD_SETTINGS, n - n_tt, seed, stream=2, efficiency=0.08)
-    return {"is_ttbar": is_ttbar.astype(np.int32), **P.interleave(ttbar, qcd, is_ttbar)}
+    is_ttbar, mixed = P.mixed_sample(n, seed, reconstruct, signal=TTBAR_SETTINGS, background=QCD_SETTINGS, efficiencies=(0.40, 0.08))
+    return {"is_ttbar": is_ttbar.astype(np.int32), **mixed}

@@ -180,23 +180,31 @@ class XGBoostAdapter(Adapter):
         Returns the per-round history {'loss': [...], 'val_loss': [...]} of weighted log-losses; with
         early stopping the booster keeps the rounds up to the best validation loss.
         """
-        rounds = self.spec.early_stopping_rounds
-        if rounds and val is None:
-            raise ConfigError(f"early_stopping_rounds={rounds} needs a validation set, and none was given", "give the run a validation split or remove early_stopping_rounds")
+        self._check_early_stopping(val is not None)
         dtrain = self._matrix(train, "training")
         evals = [(dtrain, "train")] + ([(self._matrix(val, "validation"), "val")] if val is not None else [])
-        record: dict = {}
         params = self.params()
         if self.spec.base_score is None and self.n_classes == 2:
             # the same starting point as the core GBDT: the weighted fraction of the second class
             params["base_score"] = float(np.sum(train.w * (train.y == 1)) / np.sum(train.w))
+        return self._boost(params, dtrain, evals)
+
+    def _check_early_stopping(self, has_val: bool) -> None:
+        rounds = self.spec.early_stopping_rounds
+        if rounds and not has_val:
+            raise ConfigError(f"early_stopping_rounds={rounds} needs a validation set, and none was given", "give the run a validation split or remove early_stopping_rounds")
+
+    def _boost(self, params: dict, dtrain, evals: list) -> dict:
+        """``xgboost.train`` with the history of weighted log-losses; early stopping keeps the best round."""
+        rounds = self.spec.early_stopping_rounds
+        record: dict = {}
         booster = xgboost.train(
             params, dtrain, num_boost_round=self.spec.n_estimators, evals=evals, evals_result=record,
             early_stopping_rounds=rounds, verbose_eval=False,
         )
-        metric = self.params()["eval_metric"]
+        metric = params["eval_metric"]
         self.history_ = {"loss": [float(v) for v in record["train"][metric]]}
-        if val is not None:
+        if "val" in record:
             self.history_["val_loss"] = [float(v) for v in record["val"][metric]]
         best = booster.num_boosted_rounds() - 1
         if rounds:
@@ -216,29 +224,13 @@ class XGBoostAdapter(Adapter):
         """
         if self.spec.tree_method != "hist":
             raise ConfigError(f"training from a data iterator needs tree_method 'hist'; the model has {self.spec.tree_method!r}", "set tree_method: hist in the BDT model file")
-        rounds = self.spec.early_stopping_rounds
-        if rounds and val_iter is None:
-            raise ConfigError(f"early_stopping_rounds={rounds} needs a validation set, and none was given", "give the run a validation split or remove early_stopping_rounds")
+        self._check_early_stopping(val_iter is not None)
         nthread = self.params()["nthread"]
         dtrain = xgboost.QuantileDMatrix(train_iter, max_bin=self.spec.max_bin, nthread=nthread)
         evals = [(dtrain, "train")]
         if val_iter is not None:
             evals.append((xgboost.QuantileDMatrix(val_iter, max_bin=self.spec.max_bin, nthread=nthread, ref=dtrain), "val"))
-        record: dict = {}
-        booster = xgboost.train(
-            self.params(), dtrain, num_boost_round=self.spec.n_estimators, evals=evals, evals_result=record,
-            early_stopping_rounds=rounds, verbose_eval=False,
-        )
-        metric = self.params()["eval_metric"]
-        self.history_ = {"loss": [float(v) for v in record["train"][metric]]}
-        if val_iter is not None:
-            self.history_["val_loss"] = [float(v) for v in record["val"][metric]]
-        best = booster.num_boosted_rounds() - 1
-        if rounds:
-            best = int(booster.best_iteration)
-            booster = booster[: best + 1]
-        self.booster_, self.best_iteration_ = booster, best
-        return self.history_
+        return self._boost(self.params(), dtrain, evals)
 
     # -- inference ---------------------------------------------------------------------------------
     def _check_fitted(self) -> xgboost.Booster:

@@ -12,6 +12,7 @@ and can save/restore their state (``state_dict`` / ``load_state_dict``) for resu
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 from ..errors import ConfigError
 from .autograd import array_module, to_numpy
@@ -24,8 +25,8 @@ def _check(name, value, ok, hint, owner):
         raise ConfigError(f"{owner}: invalid {name}={value!r}", hint)
 
 
-class Optimizer:
-    """Holds the parameters (Tensors) and per-parameter state arrays."""
+class Optimizer(ABC):
+    """Holds the parameters (Tensors) and per-parameter state arrays; subclasses write the update rule."""
 
     def __init__(self, params):
         self.params = list(params)
@@ -44,8 +45,9 @@ class Optimizer:
             if p.grad is not None:
                 self._update(p.data, p.grad, state)
 
-    def _update(self, theta, g, state):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _update(self, theta, g, state):
+        """Update ``theta`` in place from its gradient ``g`` and its ``state`` dict."""
 
     def state_dict(self) -> dict:
         """Step count and state arrays as NumPy (copies), keyed by parameter position."""

@@ -142,7 +142,8 @@ def train(
     reader processes. A streamed run's ``dataset`` holds the test examples without features
     (labels, weights, events, spectators) and ``train_proba`` is None.
     ``distributed``: torch under ``torchrun`` (DDP: each rank takes its share of every global batch,
-    rank 0 writes) or xgboost on Dask (``$HEPML_DASK_CLUSTER``); see :mod:`hepml.distributed`.
+    rank 0 writes; with ``streaming`` each rank reads only its own shard of the chunks) or xgboost on
+    Dask (``$HEPML_DASK_CLUSTER``); see :mod:`hepml.distributed`.
     """
     from .data import Standardizer, load_dataset, load_task
     from .frameworks.base import adapter_class, input_kind, make_batch, n_inputs, resolve_device
@@ -170,12 +171,19 @@ def train(
     if distributed:
         from .distributed import start_distributed
 
-        ddp, dev = start_distributed(cls.name, dev, streaming=streaming)
+        if streaming and cls.name == "torch":  # DDP on streamed shards: each rank reads its own chunks
+            from .distributed.ddp import start as start_ddp
+
+            ddp = start_ddp(cls.name, dev, streaming=True)
+            dev = ddp.device
+        else:
+            ddp, dev = start_distributed(cls.name, dev, streaming=streaming)
         progress = progress and (ddp is None or ddp.is_writer)
     if streaming:
         from .data.streaming import TaskStream
 
-        stream = TaskStream(cfg, chunk_size=chunk_size, buffer_size=buffer_size, batch_size=tspec.batch_size, seed=tspec.seed, max_entries=max_entries)
+        rank_batch = tspec.batch_size if ddp is None else -(-tspec.batch_size // ddp.world_size)  # DDP: ⌈B / N⌉ a rank
+        stream = TaskStream(cfg, chunk_size=chunk_size, buffer_size=buffer_size, batch_size=rank_batch, seed=tspec.seed, max_entries=max_entries)
         ds = None
     else:
         ds = dataset if dataset is not None else load_dataset(cfg, max_entries=max_entries, step_size=chunk_size)
@@ -255,7 +263,7 @@ def train(
                 t0 = time.perf_counter()
                 if streaming:  # the last epoch also predicts the test examples in its validation pass
                     last = epoch == tspec.epochs - 1
-                    stats = _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, with_test=last)
+                    stats = _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, with_test=last, ddp=ddp)
                     n_seen += n_streamed["train"]
                 else:
                     order = batch_indices(len(train_idx), tspec.batch_size, seed=tspec.seed, epoch=epoch)
@@ -346,7 +354,10 @@ def train(
         "resumed_from_epoch": start_epoch if resume else None,
     }
     if distributed:
-        record["distributed"] = ddp.describe() if ddp is not None else {"engine": "xgboost.dask"}
+        record["distributed"] = (ddp.describe(streaming=True) if streaming else ddp.describe()) if ddp is not None else {"engine": "xgboost.dask"}
+        if ddp is not None and streaming:  # what each rank trained on (its shards are disjoint)
+            record["distributed"]["train_examples_per_rank"] = ddp.gather(n_streamed.get("rank_examples", 0))
+            record["distributed"]["train_chunks_per_rank"] = ddp.gather(stream.counters["train_chunks_read"] if not num_workers else None)
     if streaming:
         record["streaming"] = {**config["streaming"], "counters": dict(stream.counters), "preprocessing": stream.prep_counts_}
     if out is not None:
@@ -397,17 +408,20 @@ def _check_streaming(cls, spec, standardize_fraction, num_workers) -> None:
         )
 
 
-def _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, *, with_test: bool = False) -> dict:
+def _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_streamed, *, with_test: bool = False, ddp=None) -> dict:
     """One epoch from the stream: the training batches (torch through its DataLoader), then the validation loss.
 
     ``with_test`` (the last epoch): the same pass over the files also predicts the test examples, kept in
     ``n_streamed["test"]``, which saves reading everything once more (the trainer drops them when early
     stopping restores another epoch's weights).
+    ``ddp``: this rank reads only its shard of the epoch's chunks and steps until every rank is done
+    (:meth:`~hepml.distributed.ddp.DDPContext.join`); the examples seen are summed over the ranks.
     """
     if adapter.name == "torch":
         from .data.streaming import torch_loader
 
-        batches = torch_loader(stream, epoch, spec, dtype, num_workers=num_workers)
+        rank_shard = (0, 1) if ddp is None else (ddp.rank, ddp.world_size)
+        batches = torch_loader(stream, epoch, spec, dtype, num_workers=num_workers, rank_shard=rank_shard)
     else:
         batches = stream.batches(epoch, spec, dtype)
     seen = [0]
@@ -417,7 +431,15 @@ def _fit_streamed_epoch(adapter, stream, epoch, spec, dtype, num_workers, n_stre
             seen[0] += len(b)
             yield b
 
-    stats = adapter.fit(counted(), None)
+    if ddp is None:
+        stats = adapter.fit(counted(), None)
+    else:
+        from .frameworks.base import make_batch
+
+        empty = make_batch(stream.schema(), slice(None), spec, dtype)  # zero examples: a finished rank's step
+        stats = adapter.fit(ddp.join(counted(), empty), None)
+        n_streamed["rank_examples"] = n_streamed.get("rank_examples", 0) + seen[0]
+        seen[0] = int(round(ddp.all_sum(seen[0])))
     if seen[0] == 0:
         raise DataError(f"the streamed training split of task {stream.cfg.name!r} is empty", "lower split.validation/split.test or add data")
     n_streamed["train"] = seen[0]

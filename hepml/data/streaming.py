@@ -278,8 +278,8 @@ class TaskStream:
     ----------
     standardizer_ : Standardizer or None, after :meth:`fit_preprocessing`
     class_factors_ : ndarray or None, the ``balance_classes`` weight factors per class
-    counters : dict of instrumentation counters (``chunks_read``, ``entries_read``, ``peak_buffered``,
-        ``examples_emitted``, ``nan_dropped``) of this process
+    counters : dict of instrumentation counters (``chunks_read``, ``entries_read``, ``train_chunks_read``
+        (ranges read for training batches), ``peak_buffered``, ``examples_emitted``, ``nan_dropped``) of this process
     """
 
     def __init__(self, task, *, chunk_size=None, buffer_size=None, batch_size: int = 256, seed: int = 1, max_entries=None):
@@ -300,7 +300,7 @@ class TaskStream:
         self.schema_ = None
         self._open: OrderedDict = OrderedDict()
         self._pid = os.getpid()
-        self.counters = dict.fromkeys(("chunks_read", "entries_read", "peak_buffered", "examples_emitted", "nan_dropped"), 0)
+        self.counters = dict.fromkeys(("chunks_read", "entries_read", "train_chunks_read", "peak_buffered", "examples_emitted", "nan_dropped"), 0)
         buffer_default = max(f.step for f in self.files)
         if isinstance(self.chunk_size, tuple):
             buffer_default = self._plan_budget(self.chunk_size[1])
@@ -462,7 +462,8 @@ class TaskStream:
         """Yield the examples of ``part`` (train/val/test/all) range by range, as small Datasets.
 
         ``preprocess`` applies the class-balance factors and the standardiser (when fitted);
-        ``shard=(k, K)`` keeps every K-th range starting at k (torch workers).
+        ``shard=(k, K)`` keeps every K-th range starting at k (torch workers, DDP ranks): the shards of
+        one pass are disjoint and together read every range once.
         """
         if part not in PARTS + ("all",):
             raise ConfigError(f"unknown split part {part!r}", "use train, val, test or all")
@@ -470,6 +471,8 @@ class TaskStream:
         worker, n_workers = shard
         for f, a, b in self.ranges(epoch=epoch, fraction=fraction)[worker::n_workers]:
             ds = self.read(f, a, b, codes=None if code is None else (code,))
+            if code == 0:
+                self.counters["train_chunks_read"] += 1
             if code is not None:
                 keep = self.split_codes(ds.event) == code
                 ds = ds if keep.all() else ds.subset(keep)
@@ -566,7 +569,9 @@ class TaskStream:
 
         Chunks fill the buffer until it holds ``buffer_size`` examples; then it is shuffled and emptied in
         ``batch_size`` batches, the remainder (< one batch) staying for the next fill. The last batch of
-        the epoch may be smaller.
+        the epoch may be smaller. ``shard=(k, K)`` reads every K-th range of the epoch from k, with a
+        shuffle generator of its own from (seed, epoch, k) — a torch worker, or a DDP rank (which then
+        passes its rank batch size ⌈batch_size / world⌉ as the stream's ``batch_size``).
         """
         from ..frameworks.base import make_batch
 
@@ -684,11 +689,14 @@ def _gather(parts: list, offsets: np.ndarray, index: np.ndarray) -> Dataset:
 
 
 # ============================================================================= framework feeds
-def torch_loader(stream: TaskStream, epoch: int, spec, dtype=np.float32, *, num_workers: int = 0):
-    """A ``torch.utils.data.DataLoader`` over the epoch's batches (``num_workers`` processes read ranges)."""
+def torch_loader(stream: TaskStream, epoch: int, spec, dtype=np.float32, *, num_workers: int = 0, rank_shard=(0, 1)):
+    """A ``torch.utils.data.DataLoader`` over the epoch's batches (``num_workers`` processes read ranges).
+
+    ``rank_shard=(r, R)``: DDP rank r of R reads only its own ranges (every R-th of the epoch from r).
+    """
     import torch
 
-    ds = __getattr__("TorchStreamDataset")(stream, spec, dtype)
+    ds = __getattr__("TorchStreamDataset")(stream, spec, dtype, rank_shard=rank_shard)
     ds.set_epoch(epoch)
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=int(num_workers), collate_fn=_identity)
 
@@ -704,19 +712,24 @@ def _make_torch_dataset():
         """The training batches of one epoch as a torch ``IterableDataset`` yielding :class:`Batch` objects.
 
         In a worker process k of K the stream keeps every K-th range of the epoch (and its own shuffle
-        buffer), so no range is read twice; ``set_epoch`` chooses the epoch before iterating.
+        buffer), so no range is read twice; ``set_epoch`` chooses the epoch before iterating. Under DDP
+        (``rank_shard=(r, R)``) worker k of rank r reads every (R·K)-th range from r + R·k: the rank's
+        shard (every R-th range from r) split among its workers.
         """
 
-        def __init__(self, stream, spec, dtype=np.float32):
+        def __init__(self, stream, spec, dtype=np.float32, rank_shard=(0, 1)):
             super().__init__()
             self.stream, self.spec, self.dtype, self.epoch = stream, spec, dtype, 0
+            self.rank_shard = (int(rank_shard[0]), int(rank_shard[1]))
 
         def set_epoch(self, epoch: int) -> None:
             self.epoch = int(epoch)
 
         def __iter__(self):
             info = torch.utils.data.get_worker_info()
-            shard = (0, 1) if info is None else (info.id, info.num_workers)
+            k, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
+            rank, world = self.rank_shard
+            shard = (rank + world * k, world * n_workers)
             return self.stream.batches(self.epoch, self.spec, self.dtype, shard=shard)
 
     TorchStreamDataset.__module__ = __name__

@@ -17,6 +17,16 @@
 3. **rank 0 writes** — checkpoints, ``history.csv``, the model, predictions and ``run.json``; every
    rank resumes from that checkpoint (a shared file system), including each rank's dropout stream.
 
+With ``--streaming`` (:func:`hepml.train.train` with ``streaming=True``) no rank holds the task: rank r
+reads only its own shard of the epoch's chunks (every N-th entry range of the epoch's interleaved order,
+from r; :meth:`hepml.data.streaming.TaskStream.batches` with ``shard=(r, N)``), shuffles them in its own
+buffer (generator from (seed, epoch, r)) and steps with batches of ⌈batch_size / N⌉ examples. Shards
+differ in size, so a rank that has run out keeps stepping with empty batches until an all-reduce says
+every rank is done (:meth:`DDPContext.join`); the step's weights W are still those of all ranks, so each
+step is the gradient of the loss of the union of the ranks' batches. The standardiser pass, the
+validation loss and the test predictions read the full stream on every rank (same numbers everywhere),
+and rank 0 writes.
+
 Seeds per rank: initial weights and batches come from the run's seed on every rank; the dropout
 generator of rank r > 0 is seeded from (seed, r) (:func:`rank_seed`), so the ranks draw independent
 masks (with dropout a DDP run is the 1-process model in distribution, not bit for bit).
@@ -82,6 +92,37 @@ class DDPContext:
         else:
             dist.barrier()
 
+    def all_sum(self, value: float) -> float:
+        """Σ over the ranks of one number (float64), the same result on every rank."""
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t[0])
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        import torch.distributed as dist
+
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def join(self, batches, empty):
+        """This rank's batches, then ``empty`` until every rank has run out (one small all-reduce a step).
+
+        With streamed shards the ranks hold different numbers of batches; DDP needs every rank in every
+        step, so a finished rank steps with a zero-example batch (no loss, no weight, zero gradient)
+        while the others still have data, and all stop together.
+        """
+        it = iter(batches)
+        while True:
+            batch = next(it, None)
+            if self.all_sum(0.0 if batch is None else 1.0) == 0:
+                return
+            yield empty if batch is None else batch
+
     def finish(self) -> None:
         """Wait for every rank (rank 0 has written its files), then leave the process group."""
         import torch.distributed as dist
@@ -91,18 +132,20 @@ class DDPContext:
             if self.owns_group:
                 dist.destroy_process_group()
 
-    def describe(self) -> dict:
+    def describe(self, streaming: bool = False) -> dict:
         """What ``run.json`` records about the job."""
+        split = ("own shard of the chunks per rank (every N-th range of the epoch), batches of ceil(batch_size / N)"
+                 if streaming else "contiguous share of each global batch per rank")
         return {"engine": "torch DistributedDataParallel", "world_size": self.world_size, "backend": self.backend,
-                "batch_split": "contiguous share of each global batch per rank"}
+                "batch_split": split}
 
 
-def start(framework: str, device: str, *, environ: Optional[dict] = None) -> DDPContext:
+def start(framework: str, device: str, *, environ: Optional[dict] = None, streaming: bool = False) -> DDPContext:
     """Join the process group torchrun prepared (``RANK``, ``WORLD_SIZE``, ... in the environment).
 
     ``device`` is the trainer's resolved device: ``cpu`` → gloo; ``cuda[:i]`` → NCCL on
     ``cuda:LOCAL_RANK`` (one GPU a process). Errors are one line: not torch, not under torchrun,
-    more local ranks than GPUs, a device without a backend.
+    more local ranks than GPUs, a device without a backend. ``streaming`` only words the errors.
     """
     env = os.environ if environ is None else environ
     if framework != "torch":
@@ -111,8 +154,10 @@ def start(framework: str, device: str, *, environ: Optional[dict] = None) -> DDP
         raise FrameworkError(f"--distributed with torchrun is for the torch framework; received {framework!r}", fix)
     missing = [v for v in TORCHRUN_VARS if v not in env]
     if missing:
-        raise ConfigError(f"--distributed needs the environment torchrun sets; missing {', '.join(missing)}",
-                          "launch with: torchrun --nproc-per-node N -m hepml.cli train TASK -f torch --distributed ...")
+        flags = "--distributed together with --streaming" if streaming else "--distributed"
+        raise ConfigError(f"{flags} needs the environment torchrun sets; missing {', '.join(missing)}",
+                          "launch with: torchrun --nproc-per-node N -m hepml.cli train TASK -f torch --distributed"
+                          + (" --streaming" if streaming else "") + " ...")
     rank, world, local = int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"])
     import torch
     import torch.distributed as dist

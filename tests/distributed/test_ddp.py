@@ -206,7 +206,7 @@ def test_distributed_without_torchrun_is_one_clear_error(toy_task, monkeypatch, 
     assert not (tmp_path / "x").exists()
     with pytest.raises(FrameworkError, match="--distributed is for torch .* received .core."):
         train(toy_task, "core", "mlp", overrides=OVER, distributed=True)
-    with pytest.raises(ConfigError, match="--distributed together with --streaming"):
+    with pytest.raises(ConfigError, match="--distributed together with --streaming needs the environment torchrun sets; missing RANK"):
         train(toy_task, "torch", "mlp", overrides=OVER, device="cpu", distributed=True, streaming=True)
     with pytest.raises(FrameworkError, match="torchrun is for the torch framework; received 'keras'"):
         start("keras", "cpu", environ={})

@@ -1,0 +1,56 @@
+"""Print the results tables of docs/results.md from `hepml compare` output folders.
+
+    python docs/make_results.py runs/particle_id-quick runs/jet_flavour-quick ... > table.md
+
+Each folder's summary.json gives, per framework × model, the task's headline metric with its
+uncertainty, the training time and the device; the run record gives the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _row_binary(label, e):
+    return (
+        f"| {label} | {e['auc_test']:.4f} ± {e['auc_test_err']:.4f} | {e['eff_s_at_1pct_test']:.3f} | "
+        f"{e['eff_s_at_10pct_test']:.3f} | {e['accuracy_test']:.4f} | {e['timings']['train_seconds']:.0f} | {e['device']} |"
+    )
+
+
+def table(folder: Path) -> str:
+    s = json.loads((folder / "summary.json").read_text())
+    lines = [f"### {s['task']} — `{folder.name}` (test set: {s['n_test']:,} examples, train {s['n_train']:,})", ""]
+    entries = s["entries"]
+    if len(s["class_names"]) == 2:
+        lines += ["| method | ROC AUC | ε_S @ ε_B = 1 % | ε_S @ ε_B = 10 % | accuracy | train [s] | device |", "|---|---|---|---|---|---|---|"]
+        lines += [_row_binary(label, e) for label, e in entries.items()]
+    else:
+        names = s["class_names"]
+        head = "| method | log loss | accuracy | " + " | ".join(f"AUC {c} vs rest" for c in names) + " | train [s] | device |"
+        lines += [head, "|" + "---|" * (len(names) + 5)]
+        for label, e in entries.items():
+            aucs = " | ".join(f"{e['ovr_auc_test'][c]:.4f}" for c in names)
+            lines.append(f"| {label} | {e['log_loss_test']:.4f} | {e['accuracy_test']:.4f} | {aucs} | {e['timings']['train_seconds']:.0f} | {e['device']} |")
+    if "flavour" in s:
+        lines += ["", "| method | light rej. @ 70 % b | c rej. @ 70 % b | light rej. @ 77 % b | c rej. @ 77 % b |", "|---|---|---|---|---|"]
+        for label, f in s["flavour"].items():
+            w70, w77 = f["working_points"]["70"], f["working_points"]["77"]
+            lines.append(
+                f"| {label} | {w70['light_rejection']:.1f} ± {w70['light_rejection_err']:.1f} | {w70['c_rejection']:.2f} ± {w70['c_rejection_err']:.2f} | "
+                f"{w77['light_rejection']:.1f} ± {w77['light_rejection_err']:.1f} | {w77['c_rejection']:.2f} ± {w77['c_rejection_err']:.2f} |"
+            )
+    if s.get("agreement"):
+        lines += ["", "Agreement (same model, same initial weights and batches): " + "; ".join(
+            f"{a['model']} {a['pair']} max |Δ score| {a['max |Δ score| (test)']:.1e}" for a in s["agreement"])]
+    run = s.get("run", {})
+    lines += ["", f"Machine: {run.get('machine', {}).get('processor', '?')}, {run.get('machine', {}).get('cpus', '?')} CPUs; "
+              f"versions: torch {run.get('versions', {}).get('torch', '?')}, keras {run.get('versions', {}).get('keras', '?')}, "
+              f"xgboost {run.get('versions', {}).get('xgboost', '?')}; {run.get('created', '')}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print("\n".join(table(Path(p)) for p in sys.argv[1:]))

@@ -22,6 +22,7 @@ import platform  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _toy import index_batches, make_data
 
 
 def _one_thread():
@@ -32,17 +33,8 @@ def _one_thread():
     return threadpool_limits(limits=1)
 
 
-def make_data(n, n_features, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features)).astype(np.float32)
-    y = (X[:, 0] * X[:, 1] + 0.5 * X[:, 2] > 0).astype(np.float32)
-    w = rng.uniform(0.5, 1.5, size=n).astype(np.float32)
-    return X, y, w
 
 
-def batches(n, batch_size, seed):
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def core_epoch_seconds(model, X, y, w, idx_batches):
@@ -96,14 +88,14 @@ def main():
 
     from hepml.core.mlp import MLP
 
-    X, y, w = make_data(args.examples, args.features)
+    X, y, w = make_data(args.examples, args.features, label_dtype=np.float32)
     model = MLP(hidden_sizes=tuple(args.hidden), optimizer="adam", learning_rate=1e-3, dtype="float32", seed=0).build(X, y)
     torch, net, opt = torch_setup(model.get_weights(), lr=1e-3)
 
     core_t, torch_t = [], []
     with _one_thread():
         for r in range(args.repeats + 1):  # the first round warms up both
-            idx_batches = batches(args.examples, args.batch_size, seed=r)
+            idx_batches = index_batches(args.examples, args.batch_size, seed=r)
             c = core_epoch_seconds(model, X, y, w, idx_batches)
             t = torch_epoch_seconds(torch, net, opt, X, y, w, idx_batches)
             if r:

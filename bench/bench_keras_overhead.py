@@ -27,19 +27,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _toy import index_batches, make_data  # noqa: E402
 
 
-def make_data(n, n_features, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features)).astype(np.float32)
-    y = (X[:, 0] * X[:, 1] + 0.5 * X[:, 2] > 0).astype(np.int64)
-    w = rng.uniform(0.5, 1.5, size=n).astype(np.float32)
-    return X, y, w
 
 
-def index_batches(n, batch_size, seed):
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def main():

@@ -76,6 +76,17 @@ class CoreAdapter(Adapter):
             tree_method=s.tree_method, base_score=s.base_score, seed=self.train.seed,
         )
 
+    def _bin_cuts(self, train: Batch) -> dict:
+        """``bins: xgboost``: XGBoost's weighted quantile-sketch cut points, so both BDTs see the same bins."""
+        if self.spec.tree_method != "hist" or self.spec.bins != "xgboost":
+            return {}
+        try:
+            import xgboost
+        except ImportError:
+            raise FrameworkError("bins: xgboost needs the xgboost package", "install xgboost, or set bins: own") from None
+        sketch = xgboost.QuantileDMatrix(np.asarray(train.X, np.float32), weight=train.w, max_bin=self.spec.max_bin)
+        return {"bin_cuts": sketch.get_quantile_cut()}
+
     def _staged_loss(self, batch: Batch) -> list:
         """Weighted cross-entropy after each boosting round (the BDT's training curve)."""
         from ..core.gradient_boosting import sigmoid, softmax
@@ -151,7 +162,7 @@ class CoreAdapter(Adapter):
             from ..errors import DataError
 
             raise DataError(f"the training split holds {len(np.unique(train.y))} of {self.n_classes} classes", "add data or change the split")
-        self.model.fit(train.X, train.y, sample_weight=train.w)
+        self.model.fit(train.X, train.y, sample_weight=train.w, **self._bin_cuts(train))
         history = {"loss": self._staged_loss(train)}
         if val is not None and len(val):
             history["val_loss"] = self._staged_loss(val)

@@ -78,6 +78,7 @@ class BDTSpec(StrictModel):
     subsample: float = Field(1.0, gt=0.0, le=1.0)
     max_bin: int = Field(256, ge=2)
     tree_method: Literal["hist", "exact"] = "hist"
+    bins: Literal["own", "xgboost"] = "own"  # core hist: its own quantile cuts, or XGBoost's sketch (same bins ⇒ same trees)
     base_score: Optional[float] = None  # initial prediction (a probability for two classes); None: from the data
     early_stopping_rounds: Optional[int] = Field(None, ge=1)
 

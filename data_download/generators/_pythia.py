@@ -318,8 +318,24 @@ def missing_pt(batch: Batch, eta_max: float = 4.9) -> tuple[np.ndarray, np.ndarr
 # Jets
 # ================================================================================================
 
+class _Momentum:
+    """pT, η and φ of objects with ``px``, ``py``, ``pz`` arrays (jets and tracks alike)."""
+
+    @property
+    def pt(self):
+        return np.hypot(self.px, self.py)
+
+    @property
+    def eta(self):
+        return pseudorapidity(self.px, self.py, self.pz)
+
+    @property
+    def phi(self):
+        return np.arctan2(self.py, self.px)
+
+
 @dataclass
-class Jets:
+class Jets(_Momentum):
     """Jets of a batch, flat and sorted by (event, pT descending), plus their constituents.
 
     ``const_jet[k]`` is the jet (row of these arrays) of constituent ``k`` and ``const_row[k]``
@@ -338,18 +354,6 @@ class Jets:
 
     def __len__(self) -> int:
         return len(self.event)
-
-    @property
-    def pt(self):
-        return np.hypot(self.px, self.py)
-
-    @property
-    def eta(self):
-        return pseudorapidity(self.px, self.py, self.pz)
-
-    @property
-    def phi(self):
-        return np.arctan2(self.py, self.px)
 
     @property
     def mass(self):
@@ -443,7 +447,7 @@ def per_event(values: np.ndarray, event: np.ndarray, n_events: int) -> ak.Array:
 # ================================================================================================
 
 @dataclass
-class Tracks:
+class Tracks(_Momentum):
     """Reconstructed tracks of jets, flat, sorted by (jet, |d0 significance| descending)."""
 
     jet: np.ndarray
@@ -460,18 +464,6 @@ class Tracks:
     vx: np.ndarray  # true production vertex, mm (used for the vertex proxy only)
     vy: np.ndarray
     vz: np.ndarray
-
-    @property
-    def pt(self):
-        return np.hypot(self.px, self.py)
-
-    @property
-    def eta(self):
-        return pseudorapidity(self.px, self.py, self.pz)
-
-    @property
-    def phi(self):
-        return np.arctan2(self.py, self.px)
 
     @property
     def e_pion(self):

@@ -218,7 +218,6 @@ class DDPAdapter:
         """One DDP step on this rank's share; returns (Σ w L, Σ w) of the global batch."""
         import torch
         import torch.distributed as dist
-        from torch import nn
         from torch.nn import functional as F
 
         a, world = self._a, self._ctx.world_size
@@ -238,20 +237,7 @@ class DDPAdapter:
         total, weight = float(sums[0]), float(sums[1])
         if not weight > 0:
             raise FrameworkError(f"the example weights of a global batch sum to {weight}", "use non-negative weights with a positive sum")
-        loss = local * (world / weight)  # DDP divides the summed gradients by world: ∇(Σ w L / W)
-        clip = a.train.clip_grad_norm
-        if a._scaler is not None:
-            a._scaler.scale(loss).backward()
-            if clip is not None:
-                a._scaler.unscale_(a.optimizer)
-                nn.utils.clip_grad_norm_(a.model.parameters(), clip)
-            a._scaler.step(a.optimizer)
-            a._scaler.update()
-        else:
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(a.model.parameters(), clip)
-            a.optimizer.step()
+        a.backward_step(local * (world / weight))  # DDP divides the summed gradients by world: ∇(Σ w L / W)
         return total, weight
 
     def train_step(self, batch) -> float:

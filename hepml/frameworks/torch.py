@@ -405,6 +405,11 @@ class TorchAdapter(Adapter):
         with self._autocast():
             z = self.model(*inputs)
         loss = self._loss(z, y, w)
+        self.backward_step(loss)
+        return float(loss.detach())
+
+    def backward_step(self, loss) -> None:
+        """Backward (scaled for fp16), clip the global gradient norm, optimiser step (DDP reuses it)."""
         clip = self.train.clip_grad_norm
         if self._scaler is not None:
             self._scaler.scale(loss).backward()
@@ -418,7 +423,6 @@ class TorchAdapter(Adapter):
             if clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
-        return float(loss.detach())
 
     # -- inference -----------------------------------------------------------------------------------
     def _logits(self, batch: Batch):

@@ -23,6 +23,8 @@ keras = pytest.importorskip("keras")
 from hepml.errors import DataError, DeviceError, FrameworkError  # noqa: E402
 from hepml.frameworks import base  # noqa: E402
 from hepml.frameworks.base import Batch  # noqa: E402
+
+from ._reference import np_transformer  # noqa: E402
 from hepml.frameworks.keras import BN_EPSILON, LN_EPSILON, KerasAdapter  # noqa: E402
 from hepml.frameworks.numpy_core import CoreAdapter  # noqa: E402
 from hepml.models import BDTSpec, DeepSetsSpec, MLPSpec, TrainSpec, TransformerSpec, initial_weights  # noqa: E402
@@ -236,33 +238,7 @@ def test_loss_is_the_weighted_mean_over_the_sum_of_weights():
 
 # ----------------------------------------------------------------------------- transformer and masking
 def _np_transformer(w, spec, S, M):
-    """The pre-LN encoder of the naming scheme written in NumPy: the reference for the Keras layers."""
-    def ln(x, p):
-        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + LN_EPSILON) * w[p + "/gamma"] + w[p + "/beta"]
-
-    def dense(x, p):
-        return x @ w[p + "/kernel"] + w[p + "/bias"]
-
-    n, k, H = S.shape[0], S.shape[1], spec.heads
-    h = dense(S, "embed")
-    for blk in range(spec.layers):
-        p = f"block_{blk}/"
-        a = ln(h, p + "ln1")
-        q, kk, v = (dense(a, p + f"attn/{x}").reshape(n, k, H, -1).transpose(0, 2, 1, 3) for x in "qkv")
-        s = q @ kk.transpose(0, 1, 3, 2) / np.sqrt(spec.dim // H)
-        s = np.where(M[:, None, None, :] > 0, s, -np.inf)
-        att = np.exp(s - s.max(-1, keepdims=True))
-        att /= att.sum(-1, keepdims=True)
-        h = h + dense((att @ v).transpose(0, 2, 1, 3).reshape(n, k, spec.dim), p + "attn/o")
-        h = h + dense(np.maximum(dense(ln(h, p + "ln2"), p + "ff/dense_0"), 0), p + "ff/dense_1")
-    h = ln(h, "final_ln")
-    z = (h * M[..., None]).sum(1) / np.maximum(M.sum(1, keepdims=True), 1)
-    for i in range(len(spec.head) + 1):
-        z = dense(z, f"head/dense_{i}")
-        z = np.maximum(z, 0) if i < len(spec.head) else z
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+    return np_transformer(w, spec, S, M, ln_epsilon=LN_EPSILON)
 
 
 def test_transformer_forward_matches_numpy_reference():

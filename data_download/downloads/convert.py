@@ -23,6 +23,16 @@ layout of the matching generator, with uproot, atomically (:func:`hepml.atomic.a
     pT-descending, at most 200). One ROOT file per HDF5 file (``train.h5`` -> ``train.root``), so
     the official train/val/test split survives.
 
+``top_landscape_parquet``
+    The same reference jets as repackaged by the Particle Transformer authors (``TopLandscape.tar``,
+    converted from Zenodo 2603256 and published with an md5 in jet-universe/particle_transformer):
+    a tar archive holding ``train_file.parquet``, ``val_file.parquet`` and ``test_file.parquet``
+    with jagged per-particle ``part_px, part_py, part_pz, part_energy`` (real constituents only)
+    and ``label`` (1 top, 0 QCD); other columns (``jet_*``, ``part_deta``...) are ignored. The
+    archive is extracted safely (as ``untar``) and each Parquet file becomes a ROOT file beside it
+    in the ``top_tagging_h5`` layout (``train_file.parquet`` -> ``train_file.root``, train first).
+    The Parquet files carry no truth top, so ``truth_top_pt`` is 0 for every jet.
+
 ``quark_gluon_npz``
     The Pythia quark/gluon jets (Komiske, Metodiev, Thaler, JHEP 01 (2019) 121; Zenodo
     10.5281/zenodo.3164691) are NumPy ``.npz`` files with ``X`` of shape ``(n_jets,
@@ -302,6 +312,70 @@ def top_tagging_h5_to_root(source, out, *, key: str = "table", chunk_rows: int =
 
 
 # ---------------------------------------------------------------------------------------------
+# Top tagging, Parquet repackaging (TopLandscape)
+# ---------------------------------------------------------------------------------------------
+
+_LANDSCAPE_COLUMNS = {"E": "part_energy", "PX": "part_px", "PY": "part_py", "PZ": "part_pz"}
+
+
+def _padded(jagged, width: int) -> np.ndarray:
+    """Jagged per-jet values -> (n_jets, width) float32, zero-padded (the HDF5 layout's shape)."""
+    import awkward as ak
+
+    return ak.to_numpy(ak.fill_none(ak.pad_none(jagged, width, axis=1, clip=True), 0.0)).astype(np.float32)
+
+
+def top_landscape_parquet_to_root(source, out) -> Path:
+    """Convert one TopLandscape Parquet file to the generator's top-tagging ROOT layout (atomically).
+
+    Reads one Parquet row group at a time, so memory stays bounded for the 1.2M-jet training file.
+    """
+    import awkward as ak
+    import uproot
+
+    source, out = Path(source), Path(out)
+    try:
+        meta = ak.metadata_from_parquet(source)
+    except Exception as exc:  # pyarrow raises several unrelated types for a non-Parquet file
+        raise InputFileError(
+            f"{source} is not a readable Parquet file ({type(exc).__name__}: {exc})",
+            "the download may be corrupt; delete it and run `hepml data download` again",
+        ) from exc
+    fields = list(meta["form"].fields) if hasattr(meta["form"], "fields") else []
+    wanted = [*_LANDSCAPE_COLUMNS.values(), "label"]
+    missing = [c for c in wanted if c not in fields]
+    if missing:
+        close = difflib.get_close_matches(missing[0], fields, n=3)
+        raise DataError(
+            f"{source.name}: column(s) {', '.join(missing)} missing"
+            + (f" (closest: {', '.join(close)})" if close else f" (found: {', '.join(fields[:8])})"),
+            "this is not the TopLandscape layout (part_px/part_py/part_pz/part_energy + label)",
+        )
+    if meta["num_rows"] == 0:
+        raise DataError(f"{source} holds no jets", "download the dataset again")
+    offset = 0
+    with atomic_path(out) as tmp:
+        with uproot.recreate(tmp) as f:
+            for group in range(meta["num_row_groups"]):
+                arrays = ak.from_parquet(source, columns=wanted, row_groups=[group])
+                if len(arrays) == 0:
+                    continue
+                columns = {key: _padded(arrays[col], MAX_CONSTITUENTS) for key, col in _LANDSCAPE_COLUMNS.items()}
+                columns["is_signal"] = ak.to_numpy(arrays["label"]).astype(np.int32)
+                columns["truth_px"] = columns["truth_py"] = np.zeros(len(arrays))
+                branches = top_tagging_chunk(columns, event_offset=offset)
+                offset += len(arrays)
+                _append(f, TOP_TREE, branches)
+    return out
+
+
+def _split_order(path: Path):
+    """train, then val, then test, then anything else (the order a task reads the splits in)."""
+    rank = next((i for i, s in enumerate(("train", "val", "test")) if path.name.startswith(s)), 3)
+    return rank, path.name
+
+
+# ---------------------------------------------------------------------------------------------
 # Quark/gluon .npz conversion
 # ---------------------------------------------------------------------------------------------
 
@@ -433,8 +507,19 @@ def _convert_untar(sources: List[Path], folder: Path, main: Path) -> Tuple[Path,
     return top, roots
 
 
+def _convert_top_landscape(sources: List[Path], folder: Path, main: Path) -> Tuple[Path, List[Path]]:
+    tops = [extract_tar(src, folder) for src in sources]
+    parquets = sorted({p for t in tops for p in t.rglob("*.parquet")}, key=_split_order)
+    if not parquets:
+        raise DataError(f"no Parquet files inside {', '.join(s.name for s in sources)}",
+                        "this is not the TopLandscape archive; check the registry entry's converter")
+    outputs = [top_landscape_parquet_to_root(p, p.with_suffix(".root")) for p in parquets]
+    return outputs[0], outputs
+
+
 CONVERTERS: Dict[str, Callable[[List[Path], Path, Path], Tuple[Path, List[Path]]]] = {
     "top_tagging_h5": _convert_top_tagging,
+    "top_landscape_parquet": _convert_top_landscape,
     "quark_gluon_npz": _convert_quark_gluon,
     "untar": _convert_untar,
 }
@@ -446,7 +531,7 @@ def converted_name(kind: str, folder: Path, main_source: Path) -> Path:
         return main_source.with_suffix(".root")
     if kind == "quark_gluon_npz":
         return folder / f"{folder.name}.root"
-    if kind == "untar":
+    if kind in ("untar", "top_landscape_parquet"):
         return folder  # the archive's own folder name is known only after extraction
     raise KeyError(kind)
 

@@ -381,12 +381,17 @@ def test_unknown_converter_suggests():
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_reference_fixture_loads_through_top_tagging_task():
+def test_reference_fixture_loads_through_top_tagging_task(tmp_path, monkeypatch):
     """Files in the reference HDF5 layout, placed where the real ``top_tagging`` registry entry
-    expects them, are converted by ``download`` (no network) and read by tasks/top_tagging.yaml
-    with nothing changed but its ``files`` pointing at ``{download: top_tagging}``."""
+    expects them, are verified and converted by ``download`` (no network) and read by
+    tasks/top_tagging.yaml with nothing changed but its ``files`` pointing at
+    ``{download: top_tagging}``. The registry is the shipped one with only the published md5s
+    and sizes replaced by the fixture files' own."""
+    import hashlib
+
     import yaml
 
+    import data_download.downloads as downloads
     from data_download.downloads import dataset_folder, dataset_path, download
 
     task_file = REPO / "tasks" / "top_tagging.yaml"
@@ -399,7 +404,15 @@ def test_reference_fixture_loads_through_top_tagging_task():
     jets = make_top_jets(n=60, seed=21)
     for name in ("train.h5", "val.h5", "test.h5"):
         write_reference_h5(folder / name, jets)
+    registry = yaml.safe_load(downloads.REGISTRY_PATH.read_text())
+    for entry in registry["datasets"]["top_tagging"]["files"]:
+        data = (folder / entry["name"]).read_bytes()
+        entry.update(md5=hashlib.md5(data).hexdigest(), size=len(data))
+    patched = tmp_path / "registry.yaml"
+    patched.write_text(yaml.safe_dump(registry))
+    monkeypatch.setattr(downloads, "REGISTRY_PATH", patched)
     main = download("top_tagging", base_url="http://127.0.0.1:9", timeout=1)  # files present: no request
+    assert {r["name"]: r["status"] for r in downloads.list_datasets()}["top_tagging"] == "verified"
     assert main == folder / "train.root" == dataset_path("top_tagging")
 
     doc = yaml.safe_load(task_file.read_text())

@@ -60,13 +60,23 @@ def test_published_values_are_pinned(registry):
     assert registry["jetclass_val"].files[0].md5 == "7235ccb577ed85023ea3ab4d5e6160cf"
     assert registry["cms_ttbar_nanoaod"].files[0].entries == ("Events", 1233000)
     assert registry["top_tagging"].convert == "top_tagging_h5" and registry["top_tagging"].main == "train.h5"
+    top = {f.name: f for f in registry["top_tagging"].files}  # Star9daisy/hep-ml-lab + a second script
+    assert (top["train.h5"].md5, top["train.h5"].size) == ("45663819f47c13724f67eb0fd80bfa5c", 1038496555)
+    assert (top["val.h5"].md5, top["val.h5"].size) == ("dca4b7248027618f041f9baa86d360fc", 347378076)
+    assert (top["test.h5"].md5, top["test.h5"].size) == ("13163479dee30a5fe546e4536cc3d04d", 347849376)
+    (tt,) = registry["cms_ttbar_outreach"].files  # the portal's record 12354 metadata
+    assert (tt.adler32, tt.size, tt.entries) == ("99ffd168", 3528995041, ("Events", 6423106))
 
 
-def test_unverifiable_entries_say_so(registry):
-    for name in ("top_tagging", "cms_ttbar_nanoaod"):
-        spec = registry[name]
-        assert spec.checksum_kinds == "not published"
-        assert all("not confirmed" in f.checksum_note for f in spec.files)
+def test_verified_and_unverifiable_entries(registry):
+    """Every entry but the NanoAODv9 file is checked by a published checksum; that one says so."""
+    for name, spec in registry.items():
+        if name == "cms_ttbar_nanoaod":
+            assert spec.checksum_kinds == "not published"
+            assert all("not confirmed" in f.checksum_note for f in spec.files)
+        else:
+            assert all(f.checksums and not f.checksum_note for f in spec.files), name
+    assert any("cms" in name and spec.checksum_kinds == "adler32" for name, spec in registry.items())
 
 
 def test_docs_cover_every_entry(registry):
@@ -152,7 +162,8 @@ def test_cache_folder_is_under_hepml_data(tmp_path, monkeypatch, registry):
     rows = {r["name"]: r for r in list_datasets()}
     assert set(rows) >= REQUIRED
     row = rows["top_tagging"]
-    assert row["status"] == "missing" and row["licence"] == "CC-BY-4.0" and row["size"] is None
+    assert row["status"] == "missing" and row["licence"] == "CC-BY-4.0"
+    assert row["size"] == 1038496555 + 347378076 + 347849376  # the three published file sizes
     assert row["path"] == str(tmp_path / "cache" / "downloads" / "top_tagging" / "train.root")
     assert {"name", "size", "licence", "status", "path", "description", "citation"} <= set(row)
 

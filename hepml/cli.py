@@ -101,13 +101,16 @@ def train(
     streaming: bool = typer.Option(False, "--streaming", help="Read the files chunk by chunk (larger than memory): event-hash split, shuffle buffer."),
     chunk_size: Optional[str] = typer.Option(None, "--chunk-size", help="Entries per read (e.g. 100000) or a size such as '50 MB'; default the task's step_size."),
     distributed: bool = typer.Option(False, "--distributed", help="torch under torchrun (DDP), xgboost on Dask ($HEPML_DASK_CLUSTER); see docs/cluster.md."),
+    data: Optional[str] = typer.Option(None, "--data", help="Read this downloaded dataset instead of the task's files, e.g. top_tagging."),
 ):
     """Train one framework x model on a task; writes the model, predictions, history.csv and run.json."""
-    from .data.task_config import load_task
+    from .data.task_config import load_task, with_download
     from .train import print_summary
     from .train import train as run_training
 
     cfg = load_task(task)
+    if data is not None:
+        cfg = with_download(cfg, data)
     if out is None:
         out = Path("runs") / cfg.name / f"{framework}-{Path(model).stem}"
     result = run_training(
@@ -134,13 +137,16 @@ def compare(
     reference: Optional[str] = typer.Option(None, "--reference", help="Method label for ratio panels, e.g. 'torch mlp'."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override for every model, e.g. --set train.epochs=3."),
     max_entries: Optional[int] = typer.Option(None, "--max-entries", help="Read at most this many entries per file."),
+    events: Optional[int] = typer.Option(None, "--events", help="Size of the generated samples (overrides the preset's)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Read this downloaded dataset instead of the task's files, e.g. top_tagging."),
 ):
     """Train every framework x model on a task and write one comparison report (HTML, PNG, JSON, ROOT)."""
     _compare(task, frameworks=_csv(frameworks), models=_csv(models), kfold=kfold, device=device, out=out, fc=fc,
-             reference=reference, sets=set_, max_entries=max_entries)
+             reference=reference, sets=set_, max_entries=max_entries, events=events, data=data)
 
 
-def _compare(task, *, frameworks=None, models=None, kfold=None, device=None, out=None, fc=None, reference=None, sets=None, max_entries=None):
+def _compare(task, *, frameworks=None, models=None, kfold=None, device=None, out=None, fc=None, reference=None, sets=None,
+             max_entries=None, events=None, data=None):
     """Merge a run preset (when ``task`` names one) with the command-line options, then compare."""
     from .compare import DEFAULT_FC, load_preset, preset_exists, print_summary_table
     from .compare import compare as run_compare
@@ -155,7 +161,8 @@ def _compare(task, *, frameworks=None, models=None, kfold=None, device=None, out
         "fc": fc if fc is not None else preset.get("fc", DEFAULT_FC),
         "reference": reference or preset.get("reference"),
         "max_entries": max_entries if max_entries is not None else preset.get("max_entries"),
-        "events": preset.get("events"),
+        "events": events if events is not None else preset.get("events"),
+        "data": data,
     }
     overrides = dict(preset.get("overrides") or {})
     extra = _parse_sets(sets)

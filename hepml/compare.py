@@ -127,6 +127,7 @@ def compare(
     overrides: Optional[dict] = None,
     max_entries: Optional[int] = None,
     events: Optional[int] = None,
+    data: Optional[str] = None,
     progress: bool = False,
     permutation_examples: int = 2000,
 ) -> dict:
@@ -134,7 +135,8 @@ def compare(
 
     ``overrides`` maps a model name to model-file overrides (``{"mlp": {"train": {"epochs": 3}}}``);
     ``reference`` is the label ('torch mlp') that ratio panels divide by (default: the first entry);
-    ``events`` resizes the task's generated samples (the quick and full presets of one task).
+    ``events`` resizes the task's generated samples (the quick and full presets of one task);
+    ``data`` names a registry dataset read instead of the task's files (then ``events`` is moot).
     """
     from .data import load_dataset, load_task, make_split
     from .frameworks.base import adapter_class
@@ -143,7 +145,11 @@ def compare(
 
     # -- validate everything before reading or writing ----------------------------------------------
     cfg = load_task(task)
-    if events is not None:
+    if data is not None:
+        from .data.task_config import with_download
+
+        cfg = with_download(cfg, data)
+    elif events is not None:
         from .data.task_config import with_generated_events
 
         cfg = with_generated_events(cfg, events)

@@ -270,6 +270,36 @@ def with_generated_events(cfg: TaskConfig, events: int) -> TaskConfig:
     return new
 
 
+def with_download(cfg: TaskConfig, name: str) -> TaskConfig:
+    """A copy of ``cfg`` reading registry dataset ``name`` instead of its own files.
+
+    This is how a preset made for generated jets runs unchanged on a public dataset in the same
+    layout (``hepml compare top_tagging-full --data top_tagging``). Only tasks that label by
+    branch have one file list to replace; a task labelled by sample is refused.
+    """
+    if cfg.samples is not None:
+        raise ConfigError(
+            f"task {cfg.name!r} labels examples by sample ({', '.join(cfg.samples)}), so --data {name} "
+            "cannot stand in for its files",
+            "point each sample's files at the dataset in a copy of the task file",
+        )
+    from data_download.downloads import load_registry
+
+    registry = load_registry()
+    if name not in registry:
+        from .root_io import closest
+
+        close = closest(name, sorted(registry))
+        raise ConfigError(
+            f"unknown dataset {name!r} for --data" + (f"; did you mean {close[0]!r}?" if close else ""),
+            "`hepml data list` shows the registry's datasets",
+        )
+    new = cfg.model_copy(deep=True)
+    new.files = [DownloadRef(download=name)]
+    new._base_dir = cfg._base_dir
+    return new
+
+
 def task_from_dict(data: dict, *, base_dir=".", source: str = "<task>") -> TaskConfig:
     """Build a task from a Python dict (for notebooks and tests), with the same validation."""
     from ..config import YamlDocument

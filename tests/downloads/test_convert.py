@@ -381,27 +381,19 @@ def test_unknown_converter_suggests():
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_reference_fixture_loads_through_top_tagging_task(tmp_path, monkeypatch):
-    """Files in the reference HDF5 layout, placed where the real ``top_tagging`` registry entry
-    expects them, are verified and converted by ``download`` (no network) and read by
-    tasks/top_tagging.yaml with nothing changed but its ``files`` pointing at
-    ``{download: top_tagging}``. The registry is the shipped one with only the published md5s
-    and sizes replaced by the fixture files' own."""
+def place_reference_fixture(tmp_path, monkeypatch, *, n: int = 60, seed: int = 21) -> Path:
+    """Write train/val/test.h5 in the reference layout where the shipped ``top_tagging`` entry
+    expects them (under this test's $HEPML_DATA), and point the registry at a copy of the shipped
+    one whose published md5s and sizes are replaced by the fixture files' own."""
     import hashlib
 
     import yaml
 
     import data_download.downloads as downloads
-    from data_download.downloads import dataset_folder, dataset_path, download
 
-    task_file = REPO / "tasks" / "top_tagging.yaml"
-    if not task_file.exists():
-        pytest.skip("tasks/top_tagging.yaml is not written yet")
-    from hepml.data import load_dataset, task_from_dict
-
-    folder = dataset_folder("top_tagging")  # under this test's own $HEPML_DATA
+    folder = downloads.dataset_folder("top_tagging")
     folder.mkdir(parents=True)
-    jets = make_top_jets(n=60, seed=21)
+    jets = make_top_jets(n=n, seed=seed)
     for name in ("train.h5", "val.h5", "test.h5"):
         write_reference_h5(folder / name, jets)
     registry = yaml.safe_load(downloads.REGISTRY_PATH.read_text())
@@ -411,6 +403,25 @@ def test_reference_fixture_loads_through_top_tagging_task(tmp_path, monkeypatch)
     patched = tmp_path / "registry.yaml"
     patched.write_text(yaml.safe_dump(registry))
     monkeypatch.setattr(downloads, "REGISTRY_PATH", patched)
+    return folder
+
+
+def test_reference_fixture_loads_through_top_tagging_task(tmp_path, monkeypatch):
+    """Files in the reference HDF5 layout, placed where the real ``top_tagging`` registry entry
+    expects them, are verified and converted by ``download`` (no network) and read by
+    tasks/top_tagging.yaml with nothing changed but its ``files`` pointing at
+    ``{download: top_tagging}``."""
+    import yaml
+
+    import data_download.downloads as downloads
+    from data_download.downloads import dataset_path, download
+
+    task_file = REPO / "tasks" / "top_tagging.yaml"
+    if not task_file.exists():
+        pytest.skip("tasks/top_tagging.yaml is not written yet")
+    from hepml.data import load_dataset, task_from_dict
+
+    folder = place_reference_fixture(tmp_path, monkeypatch)
     main = download("top_tagging", base_url="http://127.0.0.1:9", timeout=1)  # files present: no request
     assert {r["name"]: r["status"] for r in downloads.list_datasets()}["top_tagging"] == "verified"
     assert main == folder / "train.root" == dataset_path("top_tagging")

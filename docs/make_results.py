@@ -13,10 +13,30 @@ import sys
 from pathlib import Path
 
 
-def _row_binary(label, e):
+def _rejections(folder: Path, label: str, e: dict) -> list:
+    """1/ε_B ± error at ε_S = 30 % and 50 % on the test set: from summary.json, or, for runs made
+    before compare stored them, recomputed from the run's predictions.parquet (same metric code)."""
+    if "bkg_rejection_at_30pct_test" in e:
+        return [(e[f"bkg_rejection_at_{k}pct_test"], e[f"bkg_rejection_at_{k}pct_test_err"]) for k in (30, 50)]
+    import pandas as pd
+
+    from hepml.evaluate import metrics as M
+
+    pred = pd.read_parquet(folder / "predictions.parquet")
+    score = pred[label.replace(" ", "_")].to_numpy()
+    sig = pred["label"].to_numpy() == 0
+    return [M.background_rejection_at(sig, score, pred["weight"].to_numpy(), signal_efficiency=es) for es in (0.3, 0.5)]
+
+
+def _fmt_rejection(value, err) -> str:
+    return "no background left" if value is None else f"{value:.0f} ± {err:.0f}"
+
+
+def _row_binary(folder, label, e):
+    rej = " | ".join(_fmt_rejection(v, err) for v, err in _rejections(folder, label, e))
     return (
         f"| {label} | {e['auc_test']:.4f} ± {e['auc_test_err']:.4f} | {e['eff_s_at_1pct_test']:.3f} | "
-        f"{e['eff_s_at_10pct_test']:.3f} | {e['accuracy_test']:.4f} | {e['timings']['train_seconds']:.0f} | {e['device']} |"
+        f"{e['eff_s_at_10pct_test']:.3f} | {rej} | {e['accuracy_test']:.4f} | {e['timings']['train_seconds']:.0f} | {e['device']} |"
     )
 
 
@@ -25,8 +45,9 @@ def table(folder: Path) -> str:
     lines = [f"### {s['task']} — `{folder.name}` (test set: {s['n_test']:,} examples, train {s['n_train']:,})", ""]
     entries = s["entries"]
     if len(s["class_names"]) == 2:
-        lines += ["| method | ROC AUC | ε_S @ ε_B = 1 % | ε_S @ ε_B = 10 % | accuracy | train [s] | device |", "|---|---|---|---|---|---|---|"]
-        lines += [_row_binary(label, e) for label, e in entries.items()]
+        lines += ["| method | ROC AUC | ε_S @ ε_B = 1 % | ε_S @ ε_B = 10 % | 1/ε_B @ ε_S = 30 % | 1/ε_B @ ε_S = 50 % "
+                  "| accuracy | train [s] | device |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_row_binary(folder, label, e) for label, e in entries.items()]
     else:
         names = s["class_names"]
         head = "| method | log loss | accuracy | " + " | ".join(f"AUC {c} vs rest" for c in names) + " | train [s] | device |"

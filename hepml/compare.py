@@ -24,6 +24,7 @@ from .errors import ConfigError, FrameworkError
 from .evaluate import metrics as M
 
 BACKGROUND_EFFICIENCIES = (0.01, 0.10, 0.30)
+SIGNAL_EFFICIENCIES = (0.30, 0.50)  # 1/ε_B quoted at these ε_S (the top-tagging landscape's working points)
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
 #: f_c default: GN2's published value. Modern taggers separate c from b well, which moves the
 #: optimum to larger f_c than DL1r's 0.018; the f_c scan in the report shows the whole trade-off.
@@ -227,6 +228,12 @@ def _evaluate(cfg, ds, entries, out: Path, *, fc, reference, kfold, permutation_
                     v, err = M.signal_efficiency_at(y == 0, p[:, 0], w, background_efficiency=eb)
                     row[f"εS@εB={eb:.0%} {part}"] = f"{v:.3f} ± {err:.3f}"
                     s[f"eff_s_at_{int(eb * 100)}pct_{part}"] = v
+                for es in SIGNAL_EFFICIENCIES:
+                    rej, err = M.background_rejection_at(y == 0, p[:, 0], w, signal_efficiency=es)
+                    finite = bool(np.isfinite(rej))  # no background passes: reported as None (JSON has no inf)
+                    row[f"1/εB@εS={es:.0%} {part}"] = f"{rej:.1f} ± {err:.1f}" if finite else "no background left"
+                    s[f"bkg_rejection_at_{int(es * 100)}pct_{part}"] = float(rej) if finite else None
+                    s[f"bkg_rejection_at_{int(es * 100)}pct_{part}_err"] = float(err) if finite else None
             eb_c, es_c, _ = M.roc_curve(yt == 0, pt[:, 0], wt)
             curves[e.label] = (eb_c, es_c)
         else:

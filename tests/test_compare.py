@@ -50,6 +50,11 @@ def test_binary_report_numbers_match_prediction_file(binary_task, tmp_path):
     e = s["entries"]["core mlp"]
     assert e["auc_test"] == pytest.approx(M.roc_auc(sig, pred["core_mlp"], pred["weight"]), abs=1e-9)
     assert e["eff_s_at_10pct_test"] == pytest.approx(M.signal_efficiency_at(sig, pred["core_mlp"], pred["weight"], background_efficiency=0.1)[0], abs=1e-9)
+    for es in (0.3, 0.5):  # 1/ε_B at fixed ε_S, the top-tagging working points
+        rej, err = M.background_rejection_at(sig, pred["core_mlp"], pred["weight"], signal_efficiency=es)
+        assert e[f"bkg_rejection_at_{int(es * 100)}pct_test"] == pytest.approx(rej, rel=1e-9)
+        assert e[f"bkg_rejection_at_{int(es * 100)}pct_test_err"] == pytest.approx(err, rel=1e-9)
+    assert e["bkg_rejection_at_30pct_test"] > e["bkg_rejection_at_50pct_test"] > 1  # tighter cut, more rejection
     assert 0.75 < e["auc_test"] < 0.95 and abs(e["auc_test"] - e["auc_train"]) < 0.05
     assert set(e["ks_probability"]) == {"signal", "background"}
     assert len(s["kfold"]) == 1 and len([k for k in s["kfold"][0] if k.startswith("AUC fold")]) == 2
@@ -130,3 +135,21 @@ def test_bad_input_leaves_nothing(binary_task, tmp_path, capsys):
     (tmp_path / "other" / "keep.txt").write_text("mine")
     assert main(["compare", str(binary_task), "--frameworks", "core", "--models", "mlp", "--out", str(tmp_path / "other")]) == 2
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def test_rejection_without_background_left_is_none_not_infinity(tmp_path):
+    """Perfectly separated classes: no background passes the ε_S = 30 % cut, so 1/ε_B is
+    reported as None (summary.json stays strict JSON) and the report says so in words."""
+    rng = np.random.default_rng(2)
+    n = 600
+    y = (np.arange(n) % 2).astype(np.int32)
+    x = rng.normal(size=(n, 2)) * 0.1 + 10.0 * y[:, None]
+    task = _task(tmp_path, "separable", {"a": x[:, 0], "b": x[:, 1], "cls": y, "event": np.arange(n, dtype=np.int64)},
+                 {"label": {"branch": "cls", "classes": {"signal": 1, "background": 0}}, "features": ["a", "b"]})
+    s = compare(task, frameworks=["xgboost"], models=["bdt"], out=tmp_path / "sep",
+                overrides={"bdt": {"model": {"n_estimators": 5}}})
+    e = s["entries"]["xgboost bdt"]
+    assert e["auc_test"] == pytest.approx(1.0)
+    assert e["bkg_rejection_at_30pct_test"] is None and e["bkg_rejection_at_30pct_test_err"] is None
+    json.loads((tmp_path / "sep" / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert "no background left" in (tmp_path / "sep" / "report.html").read_text()

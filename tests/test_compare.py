@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from hepml.compare import compare, flavour_classes
 from hepml.evaluate import metrics as M
 
 from .conftest import write_root
+
+REPO = Path(__file__).resolve().parents[1]
 
 FAST = {"train": {"epochs": 2, "batch_size": 128, "learning_rate": 0.01}, "model": {"hidden": [16]}}
 
@@ -153,3 +156,20 @@ def test_rejection_without_background_left_is_none_not_infinity(tmp_path):
     assert e["bkg_rejection_at_30pct_test"] is None and e["bkg_rejection_at_30pct_test_err"] is None
     json.loads((tmp_path / "sep" / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert "no background left" in (tmp_path / "sep" / "report.html").read_text()
+
+
+def test_results_tables_are_made_from_summary(binary_task, tmp_path):
+    """docs/make_results.py (the tables of docs/results.md) prints what summary.json holds."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_results", REPO / "docs" / "make_results.py")
+    make_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_results)
+    out = tmp_path / "blobs-run"
+    s = compare(binary_task, frameworks=["xgboost"], models=["bdt"], out=out, overrides={"bdt": {"model": {"n_estimators": 10}}})
+    e = s["entries"]["xgboost bdt"]
+    text = make_results.table(out)
+    row = next(line for line in text.splitlines() if line.startswith("| xgboost bdt |"))
+    assert f"{e['auc_test']:.4f} ± {e['auc_test_err']:.4f}" in row
+    assert f"{e['bkg_rejection_at_30pct_test']:.0f} ± {e['bkg_rejection_at_30pct_test_err']:.0f}" in row
+    assert "1/ε_B @ ε_S = 30 %" in text and "`blobs-run`" in text

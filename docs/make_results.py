@@ -28,12 +28,15 @@ def _rejections(folder: Path, label: str, e: dict) -> list:
     return [M.background_rejection_at(sig, score, pred["weight"].to_numpy(), signal_efficiency=es) for es in (0.3, 0.5)]
 
 
-def _fmt_rejection(value, err) -> str:
-    return "no background left" if value is None else f"{value:.0f} ± {err:.0f}"
+def _pm(value, err, digits: int = 0) -> str:
+    """``value ± err``; a rejection with no background left is None in summary.json (inf in old runs)."""
+    if value is None or value == float("inf"):
+        return "no background left"
+    return f"{value:.{digits}f} ± {err:.{digits}f}"
 
 
 def _row_binary(folder, label, e):
-    rej = " | ".join(_fmt_rejection(v, err) for v, err in _rejections(folder, label, e))
+    rej = " | ".join(_pm(v, err) for v, err in _rejections(folder, label, e))
     return (
         f"| {label} | {e['auc_test']:.4f} ± {e['auc_test_err']:.4f} | {e['eff_s_at_1pct_test']:.3f} | "
         f"{e['eff_s_at_10pct_test']:.3f} | {rej} | {e['accuracy_test']:.4f} | {e['timings']['train_seconds']:.0f} | {e['device']} |"
@@ -59,10 +62,23 @@ def table(folder: Path) -> str:
         lines += ["", "| method | light rej. @ 70 % b | c rej. @ 70 % b | light rej. @ 77 % b | c rej. @ 77 % b |", "|---|---|---|---|---|"]
         for label, f in s["flavour"].items():
             w70, w77 = f["working_points"]["70"], f["working_points"]["77"]
-            lines.append(
-                f"| {label} | {w70['light_rejection']:.1f} ± {w70['light_rejection_err']:.1f} | {w70['c_rejection']:.2f} ± {w70['c_rejection_err']:.2f} | "
-                f"{w77['light_rejection']:.1f} ± {w77['light_rejection_err']:.1f} | {w77['c_rejection']:.2f} ± {w77['c_rejection_err']:.2f} |"
-            )
+            cells = [_pm(w[f"{kind}_rejection"], w[f"{kind}_rejection_err"], digits)
+                     for w in (w70, w77) for kind, digits in (("light", 1), ("c", 2))]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if "flavour" in s:
+        fcs = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+        lines += ["", "f_c scan at 70 % b-efficiency: c-rejection / light-rejection of D_b for each f_c "
+                  "(small f_c favours light rejection, large f_c c rejection).", "",
+                  "| method | " + " | ".join(f"f_c = {f:g}" for f in fcs) + " |", "|---" * (len(fcs) + 1) + "|"]
+        for label, f in s["flavour"].items():
+            scan = f["fc_scan"]
+            cells = []
+            for fc in fcs:
+                i = min(range(len(scan["fc"])), key=lambda k: abs(scan["fc"][k] - fc))
+                c_rej, l_rej = scan["c_rejection"][i], scan["light_rejection"][i]
+                cells.append(" / ".join("no background left" if v is None or v == float("inf") else fmt.format(v)
+                                        for v, fmt in ((c_rej, "{:.2f}"), (l_rej, "{:.0f}"))))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if s.get("agreement"):
         lines += ["", "Agreement (same model, same initial weights and batches): " + "; ".join(
             f"{a['model']} {a['pair']} max |Δ score| {a['max |Δ score| (test)']:.1e}" for a in s["agreement"])]

@@ -367,8 +367,22 @@ def _evaluate(cfg, ds, entries, out: Path, *, fc, reference, kfold, permutation_
     report.write(out / "report.html")
     from .atomic import write_text
 
-    write_text(out / "summary.json", json.dumps(summary, indent=1, default=_json))
+    write_text(out / "summary.json", json.dumps(_finite(summary), indent=1, default=_json, allow_nan=False))
     return summary
+
+
+def _finite(o):
+    """``o`` with every NaN/±inf float (an infinite rejection: no background left) as None, so
+    summary.json is strict JSON that any reader accepts."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    return o
 
 
 def _json(o):

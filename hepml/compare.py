@@ -494,7 +494,48 @@ def _multiclass_section(report, ds, entries, out) -> dict:
             sec.image(plots.efficiency_vs(edges, curves, out / f"efficiency_vs_p_{e.key}.png", xlabel=f"{name} [GeV]", ylabel="efficiency at 90 % working point"), f"{e.label}: efficiency vs momentum")
         sec.table(rows, caption="misidentification rates (e.g. K → π: 'as' pion, 'true' kaon)")
         summary["misid"] = rows
+        pair = _kaon_pion(ds.class_names)
+        if pair is not None:
+            summary["kaon_pion"] = _kaon_pion_vs_momentum(sec, entries, y, w, values, edges, pair, out, name)
     return summary
+
+
+def _kaon_pion(class_names) -> Optional[tuple[int, int]]:
+    """Indices of the kaon and pion classes when a task has both (named kaon/K and pion/pi)."""
+    find = lambda names: next((i for i, c in enumerate(class_names) if str(c).lower() in names), None)  # noqa: E731
+    k, pi = find({"kaon", "k", "k+", "k-"}), find({"pion", "pi", "π", "pi+", "pi-"})
+    return None if k is None or pi is None else (k, pi)
+
+
+def _kaon_pion_vs_momentum(sec, entries, y, w, p_track, edges, pair, out: Path, name: str) -> dict:
+    """K efficiency and π → K misidentification (and the reverse) in momentum bins.
+
+    The K (π) selection is the cut on p_K (p_π) that keeps 90 % of kaons (pions) over the whole
+    test set, as an LHCb-style ProbNN cut; the curves show how it behaves with momentum, where
+    the RICH thresholds make the separation change.
+    """
+    from .evaluate import plots
+
+    k, pi = pair
+    result = {}
+    for e in entries:
+        prob = e.result.test_proba
+        curves, rec = {}, {"momentum_edges": np.asarray(edges).tolist()}
+        for tag, cls, other in (("K", k, pi), ("pi", pi, k)):
+            cut = M.working_point(prob[:, cls], y == cls, 0.90, w)
+            passed = prob[:, cls] >= cut
+            eff, eff_err = _binned_efficiency(p_track[y == cls], passed[y == cls], w[y == cls], edges)
+            mis, mis_err = _binned_efficiency(p_track[y == other], passed[y == other], w[y == other], edges)
+            other_tag = "pi" if tag == "K" else "K"
+            curves[f"{tag} → {tag} (efficiency)"] = (eff, eff_err)
+            curves[f"{other_tag} → {tag} (misID)"] = (mis, mis_err)
+            rec[f"{tag}_efficiency"], rec[f"{tag}_efficiency_err"] = eff.tolist(), eff_err.tolist()
+            rec[f"{other_tag}_as_{tag}"], rec[f"{other_tag}_as_{tag}_err"] = mis.tolist(), mis_err.tolist()
+        sec.image(plots.efficiency_vs(edges, curves, out / f"kaon_pion_vs_p_{e.key}.png", xlabel=f"{name} [GeV]",
+                                      ylabel="fraction selected (90 % working points)"),
+                  f"{e.label}: K/π efficiency and misidentification vs momentum")
+        result[e.label] = rec
+    return result
 
 
 def print_summary_table(summary: dict) -> None:

@@ -125,6 +125,18 @@ def test_multiclass_pid_like_section(tmp_path):
     assert e["log_loss_test"] < np.log(4)
     assert (tmp_path / "m" / "efficiency_vs_p_core_mlp.png").exists()
     assert any(r["as"] == "pi" and r["true"] == "K" for r in s["multiclass"]["misid"])
+    # K/π versus momentum: recompute the first bin's K efficiency and π → K misID from the files
+    kp = s["multiclass"]["kaon_pion"]["core mlp"]
+    assert (tmp_path / "m" / "kaon_pion_vs_p_core_mlp.png").exists()
+    edges = np.asarray(kp["momentum_edges"])
+    cut = M.working_point(proba[:, 3], pred["label"] == 3, 0.90, pred["weight"])
+    in_bin = (pred["TrackP"] >= edges[0]) & (pred["TrackP"] < edges[1])
+    kaons, pions = in_bin & (pred["label"] == 3), in_bin & (pred["label"] == 2)
+    assert kp["K_efficiency"][0] == pytest.approx(np.mean(proba[kaons, 3] >= cut), abs=1e-12)
+    assert kp["pi_as_K"][0] == pytest.approx(np.mean(proba[pions, 3] >= cut), abs=1e-12)
+    assert len(kp["K_efficiency"]) == len(kp["K_as_pi"]) == len(edges) - 1
+    assert np.nanmean(kp["K_efficiency"]) == pytest.approx(0.9, abs=0.05)  # the 90 % working point
+    assert np.nanmean(kp["pi_as_K"]) < np.nanmean(kp["K_efficiency"])
 
 
 def test_bad_input_leaves_nothing(binary_task, tmp_path, capsys):

@@ -79,6 +79,18 @@ def table(folder: Path) -> str:
                 cells.append(" / ".join("no background left" if v is None or v == float("inf") else fmt.format(v)
                                         for v, fmt in ((c_rej, "{:.2f}"), (l_rej, "{:.0f}"))))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    kaon_pion = (s.get("multiclass") or {}).get("kaon_pion")
+    if kaon_pion:
+        best = min(kaon_pion, key=lambda label: entries[label]["log_loss_test"])
+        kp = kaon_pion[best]
+        edges = kp["momentum_edges"]
+        fmt = lambda v, err: "–" if v is None else f"{v:.3f} ± {err:.3f}"  # noqa: E731
+        lines += ["", f"K/π separation versus momentum for the best model by log loss ({best}); each selection is the "
+                  "cut on p_K (p_π) keeping 90 % of kaons (pions) overall.", "",
+                  "| p [GeV] | K efficiency | π → K misID | π efficiency | K → π misID |", "|---|---|---|---|---|"]
+        for i in range(len(edges) - 1):
+            cells = [fmt(kp[key][i], kp[f"{key}_err"][i]) for key in ("K_efficiency", "pi_as_K", "pi_efficiency", "K_as_pi")]
+            lines.append(f"| {edges[i]:.1f}–{edges[i + 1]:.1f} | " + " | ".join(cells) + " |")
     if s.get("agreement"):
         lines += ["", "Agreement (same model, same initial weights and batches): " + "; ".join(
             f"{a['model']} {a['pair']} max |Δ score| {a['max |Δ score| (test)']:.1e}" for a in s["agreement"])]

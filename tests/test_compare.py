@@ -137,6 +137,9 @@ def test_multiclass_pid_like_section(tmp_path):
     assert len(kp["K_efficiency"]) == len(kp["K_as_pi"]) == len(edges) - 1
     assert np.nanmean(kp["K_efficiency"]) == pytest.approx(0.9, abs=0.05)  # the 90 % working point
     assert np.nanmean(kp["pi_as_K"]) < np.nanmean(kp["K_efficiency"])
+    table = _make_results().table(tmp_path / "m")
+    first = next(line for line in table.splitlines() if line.startswith(f"| {edges[0]:.1f}–{edges[1]:.1f} |"))
+    assert f"{kp['K_efficiency'][0]:.3f} ± {kp['K_efficiency_err'][0]:.3f}" in first
 
 
 def test_bad_input_leaves_nothing(binary_task, tmp_path, capsys):
@@ -170,13 +173,19 @@ def test_rejection_without_background_left_is_none_not_infinity(tmp_path):
     assert "no background left" in (tmp_path / "sep" / "report.html").read_text()
 
 
-def test_results_tables_are_made_from_summary(binary_task, tmp_path):
-    """docs/make_results.py (the tables of docs/results.md) prints what summary.json holds."""
+def _make_results():
+    """docs/make_results.py as a module (it is a docs script, not part of the package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_results", REPO / "docs" / "make_results.py")
-    make_results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_results)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_tables_are_made_from_summary(binary_task, tmp_path):
+    """docs/make_results.py (the tables of docs/results.md) prints what summary.json holds."""
+    make_results = _make_results()
     out = tmp_path / "blobs-run"
     s = compare(binary_task, frameworks=["xgboost"], models=["bdt"], out=out, overrides={"bdt": {"model": {"n_estimators": 10}}})
     e = s["entries"]["xgboost bdt"]

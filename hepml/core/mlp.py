@@ -367,16 +367,25 @@ class _NetworkEstimator:
         return self
 
     # -- prediction -----------------------------------------------------------------------
+    def _outputs(self, X, mask) -> np.ndarray:
+        """Network outputs (n_examples, n_outputs) in evaluation mode, a chunk at a time.
+
+        A chunk holds at most 65,536 values per feature (examples × objects), so a large test or
+        validation set never builds one huge graph: memory stays that of a few batches.
+        """
+        self.network_.eval()
+        rows = max(64, (1 << 16) // (X.shape[1] if X.ndim == 3 else 1))
+        chunks = []
+        for start in range(0, len(X), rows):
+            sl = slice(start, start + rows)
+            chunks.append(to_numpy(self._forward(X[sl], None if mask is None else mask[sl]).data))
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.n_outputs_), dtype=self.dtype)
+
     def decision_function(self, X, *, mask=None) -> np.ndarray:
         """Raw network outputs (logits); shape (n_examples,) for one output."""
         self._check_built()
         X, mask = self._check_X(X, mask)
-        self.network_.eval()
-        chunks = []
-        for start in range(0, len(X), max(self.batch_size, 4096)):
-            sl = slice(start, start + max(self.batch_size, 4096))
-            chunks.append(to_numpy(self._forward(X[sl], None if mask is None else mask[sl]).data))
-        out = np.concatenate(chunks) if chunks else np.zeros((0, self.n_outputs_), dtype=self.dtype)
+        out = self._outputs(X, mask)
         return out[:, 0] if self.n_outputs_ == 1 and (self.task == "classification" or self._y_1d) else out
 
     def predict_proba(self, X, *, mask=None) -> np.ndarray:
@@ -404,8 +413,8 @@ class _NetworkEstimator:
         self._check_built()
         X, mask = self._check_X(X, mask)
         y, w = self._check_y_w(y, sample_weight, len(X))
-        self.network_.eval()
-        return float(self.loss_(self._forward(X, mask), self.xp_.asarray(self._encode_y(y)), w).data)
+        logits = self._tensor(self._outputs(X, mask))
+        return float(self.loss_(logits, self.xp_.asarray(self._encode_y(y)), w).data)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Weights as ``{name: ndarray}`` in the scheme of this module's docstring."""

@@ -46,12 +46,11 @@ from keras import ops  # noqa: E402
 from ..atomic import atomic_path
 from ..npz import read_npz, write_npz
 from ..errors import DataError, DeviceError, FrameworkError
-from .base import Adapter, Batch, n_outputs, resolve_device
+from .base import Adapter, Batch, n_outputs, predict_rows, resolve_device
 
 LN_EPSILON = 1e-5
 BN_EPSILON = 1e-3  # Keras' default, also used by the torch adapter
 BN_MOMENTUM = 0.99  # Keras convention m ← 0.99 m + 0.01 x̄ (torch's momentum=0.01)
-PREDICT_CHUNK = 65536
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_ divides by ‖g‖ + 1e-6
 BACKENDS = ("tensorflow", "torch")
 _POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -584,11 +583,11 @@ class KerasAdapter(Adapter):
     # -- inference -----------------------------------------------------------------------------------
     def _logits(self, batch: Batch) -> np.ndarray:
         inputs = self._inputs(batch)
-        n = len(batch)
+        n, rows = len(batch), predict_rows(batch)
         chunks = []
         with self._device():
-            for start in range(0, n, PREDICT_CHUNK):
-                part = tuple(a[start : start + PREDICT_CHUNK] for a in inputs) if isinstance(inputs, tuple) else inputs[start : start + PREDICT_CHUNK]
+            for start in range(0, n, rows):
+                part = tuple(a[start : start + rows] for a in inputs) if isinstance(inputs, tuple) else inputs[start : start + rows]
                 chunks.append(np.asarray(ops.convert_to_numpy(self._forward(part)), dtype=self._dtype))
         return np.concatenate(chunks) if chunks else np.zeros((0, n_outputs(self.n_classes)), dtype=self._dtype)
 

@@ -38,12 +38,11 @@ from torch.nn import functional as F
 from ..atomic import atomic_path
 from ..npz import read_npz, write_npz
 from ..errors import DataError, DeviceError, FrameworkError
-from .base import Adapter, Batch, n_outputs, resolve_device
+from .base import Adapter, Batch, n_outputs, predict_rows, resolve_device
 
 LN_EPSILON = 1e-5
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.01
-PREDICT_CHUNK = 65536
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
@@ -426,13 +425,13 @@ class TorchAdapter(Adapter):
 
     # -- inference -----------------------------------------------------------------------------------
     def _logits(self, batch: Batch):
-        """Logits in inference mode, ``PREDICT_CHUNK`` examples at a time (only a chunk is on the device)."""
+        """Logits in inference mode, :func:`predict_rows` examples at a time (only a chunk is on the device)."""
         if self.model.training:
             self.model.eval()
-        chunks = []
+        chunks, rows = [], predict_rows(batch)
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(batch), PREDICT_CHUNK):
-                part = slice(start, start + PREDICT_CHUNK)
+            for start in range(0, len(batch), rows):
+                part = slice(start, start + rows)
                 pick = lambda a: None if a is None else a[part]  # noqa: E731
                 inputs = self._inputs(Batch(X=pick(batch.X), set=pick(batch.set), mask=pick(batch.mask), y=batch.y[part], w=batch.w[part]))
                 chunks.append(self.model(*inputs).to(self._dtype))

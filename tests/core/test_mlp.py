@@ -282,3 +282,18 @@ def test_user_mistakes_raise_hepml_errors_with_the_value():
         est.evaluate_loss(X, np.full(20, 7))
     with pytest.raises(DataError, match="X has 3 features, the model was built for 4"):
         est.predict(X[:, :3])
+
+
+def test_inference_runs_in_chunks_with_the_same_numbers():
+    """1,200 objects per example: inference goes 54 examples at a time (65,536 // 1,200), and the
+    validation loss and probabilities equal those of one forward pass over all 200 examples."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 1200, 3))
+    y = rng.integers(0, 3, 200)
+    w = rng.uniform(0.5, 2.0, 200)
+    ds = DeepSets(phi_sizes=(5,), f_sizes=(4,), dtype="float64", seed=2).build(X, y)
+    whole = ds._forward(X, np.ones(X.shape[:2]))  # one graph over everything
+    p = whole.softmax(axis=-1).data
+    assert np.allclose(ds.predict_proba(X), p, atol=1e-13, rtol=0)
+    nll = -np.log(p[np.arange(200), y])
+    assert ds.evaluate_loss(X, y, w) == pytest.approx(np.sum(w * nll) / np.sum(w), abs=1e-12)

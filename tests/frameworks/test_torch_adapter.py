@@ -272,7 +272,7 @@ def test_fit_pass_validation_loss_and_chunked_prediction(monkeypatch):
     p = a.predict_proba(batch)
     nll = -np.log(p[np.arange(len(batch)), batch.y])
     assert stats["val_loss"] == pytest.approx(np.sum(batch.w * nll) / batch.w.sum(), abs=1e-10)
-    monkeypatch.setattr(torch_adapter, "PREDICT_CHUNK", 7)  # 96 examples in 14 chunks
+    monkeypatch.setattr(torch_adapter, "predict_rows", lambda batch: 7)  # 96 examples in 14 chunks
     assert np.abs(a.predict_proba(batch) - p).max() <= 1e-12
 
 

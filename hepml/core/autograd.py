@@ -387,29 +387,42 @@ class Tensor:
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / n)
 
     # -- the chain rule -----------------------------------------------------------------
-    def backward(self, grad=None):
+    def backward(self, grad=None, *, retain_graph: bool = False):
         """Backpropagate from this node: fill ``.grad`` of every node that requires it.
 
         ``grad`` is ∂Q/∂self (default ones, i.e. ``self`` is the loss Q). Gradients are
         *accumulated*: call ``zero_grad()`` on the parameters between steps.
+
+        Afterwards the graph is released, as in PyTorch (``retain_graph=True`` keeps it for a
+        second ``backward``): each node's ``_backward`` closure refers back to the node, a
+        reference cycle that would otherwise keep every activation of every step alive until
+        Python's cycle collector happens to run (gigabytes for a DeepSets over 100 objects).
         """
-        topo, visited = [], set()
-
-        def build_topo(node):  # depth-first: every node comes after the nodes it depends on
-            if node not in visited and node.requires_grad:
-                visited.add(node)
-                for child in node._prev:
-                    build_topo(child)
-                topo.append(node)
-
-        build_topo(self)
+        topo = _topological_order(self)
         for node in topo:
-            if node.grad is None:
+            if node.grad is None or node._prev:  # leaves accumulate; an operation's output starts afresh
                 node.grad = 0  # the first ``+=`` turns it into a fresh array of the right shape
         seed = self.xp.ones_like(self.data) if grad is None else self.xp.asarray(grad, dtype=self.data.dtype)
         self.grad += seed
         for node in reversed(topo):
             node._backward()
+        if not retain_graph:
+            self.release_graph()
+
+    def release_graph(self):
+        """Forget how this tensor was computed: every operation node behind it drops its
+        ``_backward`` closure and its edges (leaves and their ``.grad`` are untouched).
+
+        The closures refer back to their nodes, so a graph that is never released is freed
+        only when Python's cycle collector runs; inference calls this after each chunk.
+        """
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if node._prev:  # an operation's output, not a leaf
+                stack.extend(node._prev)
+                node._backward = _no_backward
+                node._prev = ()
 
     def zero_grad(self):
         self.grad = None
@@ -417,6 +430,31 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array."""
         return to_numpy(self.data)
+
+
+def _topological_order(root) -> list:
+    """The nodes behind ``root`` that require a gradient, each after the nodes it depends on.
+
+    A depth-first post-order walk, written with an explicit stack: a recursive inner function
+    would refer to itself through its closure and keep the whole list (every activation) alive
+    in a reference cycle after ``backward`` returns.
+    """
+    topo, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            topo.append(node)
+            continue
+        if node in visited or not node.requires_grad:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node._prev))
+    return topo
+
+
+def _no_backward():
+    """The ``_backward`` of a leaf, and of a node whose graph was released."""
 
 
 # ----------------------------------------------------------------------------- checking

@@ -378,7 +378,9 @@ class _NetworkEstimator:
         chunks = []
         for start in range(0, len(X), rows):
             sl = slice(start, start + rows)
-            chunks.append(to_numpy(self._forward(X[sl], None if mask is None else mask[sl]).data))
+            out = self._forward(X[sl], None if mask is None else mask[sl])
+            chunks.append(to_numpy(out.data))
+            out.release_graph()  # no backward at inference: free the chunk's activations now
         return np.concatenate(chunks) if chunks else np.zeros((0, self.n_outputs_), dtype=self.dtype)
 
     def decision_function(self, X, *, mask=None) -> np.ndarray:

@@ -178,3 +178,36 @@ def test_pow_rejects_a_tensor_exponent_and_gpu_without_cupy_is_a_device_error():
             get_xp("gpu")
     with pytest.raises(DeviceError, match="unknown device='tpu'"):
         get_xp("tpu")
+
+
+def test_backward_releases_the_graph_and_retain_graph_keeps_it():
+    """After backward the activations are freed by reference counting alone (no cycle collector):
+    each node's closure refers back to the node, so the graph must be cut, as PyTorch does."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        x = Tensor(np.array([0.1, -0.4, 0.7]))
+        h = (x * 2.0).tanh()
+        alive = weakref.ref(h)
+        loss = h.sum()
+        loss.backward()
+        del h, loss
+        assert alive() is None
+        assert np.allclose(x.grad, 2.0 / np.cosh(2.0 * x.data) ** 2)
+
+        x.zero_grad()
+        q = (x * x).sum()
+        q.backward(retain_graph=True)
+        q.backward()  # the kept graph accumulates a second time
+        assert np.allclose(x.grad, 4.0 * x.data)
+
+        y = (x * 3.0).exp()
+        kept = weakref.ref(y)
+        z = y.sum()
+        z.release_graph()  # inference: nothing to backpropagate, free it now
+        del y, z
+        assert kept() is None
+    finally:
+        gc.enable()

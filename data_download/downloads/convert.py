@@ -325,10 +325,11 @@ def _padded(jagged, width: int) -> np.ndarray:
     return ak.to_numpy(ak.fill_none(ak.pad_none(jagged, width, axis=1, clip=True), 0.0)).astype(np.float32)
 
 
-def top_landscape_parquet_to_root(source, out) -> Path:
+def top_landscape_parquet_to_root(source, out, *, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Convert one TopLandscape Parquet file to the generator's top-tagging ROOT layout (atomically).
 
-    Reads one Parquet row group at a time, so memory stays bounded for the 1.2M-jet training file.
+    Reads one Parquet row group at a time (jagged, compact) and pads and converts ``chunk_rows``
+    jets at a time, so memory stays bounded for the 1.2M-jet training file whatever its row groups.
     """
     import awkward as ak
     import uproot
@@ -358,14 +359,13 @@ def top_landscape_parquet_to_root(source, out) -> Path:
         with uproot.recreate(tmp) as f:
             for group in range(meta["num_row_groups"]):
                 arrays = ak.from_parquet(source, columns=wanted, row_groups=[group])
-                if len(arrays) == 0:
-                    continue
-                columns = {key: _padded(arrays[col], MAX_CONSTITUENTS) for key, col in _LANDSCAPE_COLUMNS.items()}
-                columns["is_signal"] = ak.to_numpy(arrays["label"]).astype(np.int32)
-                columns["truth_px"] = columns["truth_py"] = np.zeros(len(arrays))
-                branches = top_tagging_chunk(columns, event_offset=offset)
-                offset += len(arrays)
-                _append(f, TOP_TREE, branches)
+                for start in range(0, len(arrays), chunk_rows):
+                    part = arrays[start:start + chunk_rows]
+                    columns = {key: _padded(part[col], MAX_CONSTITUENTS) for key, col in _LANDSCAPE_COLUMNS.items()}
+                    columns["is_signal"] = ak.to_numpy(part["label"]).astype(np.int32)
+                    columns["truth_px"] = columns["truth_py"] = np.zeros(len(part))
+                    _append(f, TOP_TREE, top_tagging_chunk(columns, event_offset=offset))
+                    offset += len(part)
     return out
 
 

@@ -74,7 +74,7 @@ def predict_rows(batch: "Batch") -> int:
 
     Inference (test and train predictions, validation losses) runs chunk by chunk so that memory
     stays bounded: a 60k-jet training set of 100 constituents through a 64-wide layer in float64
-    is 3 GB per activation in one piece, 3 MB per chunk here.
+    is 3 GB per activation in one piece, 34 MB per chunk (655 jets) here.
     """
     n_objects = batch.set.shape[1] if batch.set is not None and batch.set.ndim == 3 else 1
     return max(64, PREDICT_VALUES // max(n_objects, 1))

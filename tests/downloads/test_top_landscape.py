@@ -62,10 +62,11 @@ def test_parquet_and_hdf5_give_the_same_root_file(tmp_path):
     jets = make_top_jets(n=40, seed=5)
     from_h5 = convert.top_tagging_h5_to_root(write_reference_h5(tmp_path / "train.h5", jets), tmp_path / "a.root")
     from_pq = convert.top_landscape_parquet_to_root(
-        write_landscape_parquet(tmp_path / "train_file.parquet", jets, row_group_size=16), tmp_path / "b.root")
+        write_landscape_parquet(tmp_path / "train_file.parquet", jets, row_group_size=16), tmp_path / "b.root",
+        chunk_rows=7)
     a, b = _read(from_h5), _read(from_pq)
     assert len(b) == 40 and b.fields == a.fields
-    assert b["event"].to_list() == list(range(40))  # continuous across the three row groups
+    assert b["event"].to_list() == list(range(40))  # continuous across 3 row groups cut into 7-jet chunks
     for field in a.fields:
         if field != "truth_top_pt":
             assert ak.all(a[field] == b[field]), field
